@@ -1,0 +1,93 @@
+"""Delivery targets from an apprise config file, one target at a time.
+
+We fan out ourselves (one outbox row per target) instead of apprise.notify(tag=...),
+so that a retry after a partial failure goes only to the targets that failed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import apprise
+
+from monitor import secrets
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Target:
+    id: str  # sha256 of the full URL: stable, and no secret stored
+    display: str  # apprise's privacy form, safe to log and show
+    tag: str
+
+
+class ChannelError(Exception):
+    pass
+
+
+class Channels:
+    def __init__(self, apprise_obj: apprise.Apprise):
+        self._apprise = apprise_obj
+        self._servers: dict[str, object] = {}
+        for server in apprise_obj:
+            full = server.url()
+            private = server.url(privacy=True)
+            _register_secret_parts(full, private)
+            self._servers[_target_id(full)] = server
+
+    @classmethod
+    def from_file(cls, path: Path) -> "Channels":
+        if not path.is_file():
+            raise ChannelError(f"告警通道配置文件不存在：{path}")
+        config = apprise.AppriseConfig()
+        if not config.add(str(path)):
+            raise ChannelError(f"无法读取告警通道配置：{path}")
+        obj = apprise.Apprise()
+        obj.add(config)
+        if len(obj) == 0:
+            raise ChannelError(f"告警通道配置中没有可用的地址：{path}（请检查 apprise 格式与 URL）")
+        return cls(obj)
+
+    def targets(self, tag: str) -> list[Target]:
+        out = []
+        for server in self._apprise.find(tag=tag):
+            out.append(Target(_target_id(server.url()), _display(server), tag))
+        return out
+
+    def send(self, target_id: str, title: str, body: str) -> tuple[bool, str | None]:
+        server = self._servers.get(target_id)
+        if server is None:
+            return False, "该通道已不在告警通道配置中"
+        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
+            try:
+                ok = bool(server.notify(title=title, body=body, notify_type=apprise.NotifyType.WARNING))
+            except Exception as e:  # a plugin bug must not stop the outbox
+                ok, captured_text = False, f"{type(e).__name__}: {e}"
+                return ok, secrets.redact(captured_text)
+            text = captured.getvalue().strip()
+        if ok:
+            return True, None
+        return False, secrets.redact(text.splitlines()[-1] if text else "发送失败（通道未返回原因）")
+
+
+def _display(server) -> str:
+    # apprise's privacy form hides tokens; its query string is noise in logs and lists.
+    return server.url(privacy=True).split("?", 1)[0]
+
+
+def _target_id(url: str) -> str:
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()
+
+
+def _register_secret_parts(full: str, private: str) -> None:
+    """Whatever apprise hides in its privacy form is a secret: register each such piece."""
+    split = re.compile(r"[/:@?&=,]+")
+    shown = set(split.split(private))
+    for part in split.split(full):
+        if len(part) >= 6 and part not in shown and not part.isdigit():
+            secrets.register(part)

@@ -1,0 +1,74 @@
+"""Alert text (pure). Chinese, times in Beijing time, time left computed from `now`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from monitor.clock import show, show_delta
+from monitor.incidents.escalation import ClockState, Step
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    id: int
+    rule: str
+    title: str
+    severity: str
+    category: str
+    department: str
+    terms: tuple[str, ...]
+    first_post_url: str | None
+    post_count: int
+    opened_at: datetime
+    acked_at: datetime | None
+
+
+def clock_line(c: ClockState, now: datetime) -> str:
+    if c.met_at is not None:
+        late = "（超时完成）" if c.met_at > c.due_at else ""
+        return f"· {c.name}：已于 {show(c.met_at)} 完成{late}"
+    left = c.due_at - now
+    status = f"剩余 {show_delta(left)}" if left.total_seconds() > 0 else f"已超时 {show_delta(left)}"
+    return f"· {c.name}：{show(c.due_at)} 截止，{status}"
+
+
+def render(
+    kind: str,
+    incident: IncidentView,
+    clocks: list[ClockState],
+    now: datetime,
+    step: Step | None = None,
+    tier_name: str = "",
+) -> tuple[str, str]:
+    head = f"【{incident.severity}】"
+    if kind == "opened":
+        title = f"{head}新舆情事件 #{incident.id}：{incident.rule}"
+    elif kind == "reminder" and step is not None:
+        clock = next(c for c in clocks if c.name == step.clock)
+        title = f"{head}回应时限提醒 #{incident.id}：{step.clock}剩余 {show_delta(clock.due_at - now)}"
+    elif kind == "escalation" and step is not None:
+        clock = next(c for c in clocks if c.name == step.clock)
+        title = f"{head}回应超时升级 #{incident.id}：{step.clock}已超时 {show_delta(now - clock.due_at)}"
+    else:
+        raise ValueError(f"unknown alert kind {kind!r}")
+
+    lines = [
+        f"事件：#{incident.id} {incident.rule}（{incident.severity}）",
+        f"首条：{incident.title}",
+    ]
+    if incident.category or incident.department:
+        lines.append(f"分类：{incident.category or '—'}　责任部门：{incident.department or '—'}")
+    lines.append(f"命中词：{'、'.join(incident.terms) or '—'}")
+    lines.append(f"相关帖文：{incident.post_count} 条　发现时间：{show(incident.opened_at)}")
+    if incident.first_post_url:
+        lines.append(f"链接：{incident.first_post_url}")
+    lines.append("回应时限（北京时间）：")
+    lines.extend(clock_line(c, now) for c in clocks)
+    if kind == "escalation" and tier_name:
+        lines.append(f"已升级至：{tier_name}")
+    if incident.acked_at is None:
+        lines.append(f"确认收到：monitor incidents ack {incident.id}")
+    target = step.clock if step is not None else (clocks[0].name if clocks else "时限名称")
+    lines.append(f"登记回应：monitor incidents met {incident.id} {target} --evidence 链接")
+    return title, "\n".join(lines)

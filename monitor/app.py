@@ -1,0 +1,80 @@
+"""Building the parts from a Config: one place that wires, no place that knows everything."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor import secrets
+from monitor.alerts.channels import ChannelError, Channels
+from monitor.clock import Clock
+from monitor.config import Config, ConfigError
+from monitor.incidents.service import Alerting, Incidents
+from monitor.matching.matcher import Matcher, RuleSpec
+from monitor.pipeline import Pipeline
+from monitor.store import db
+
+
+@dataclass
+class App:
+    cfg: Config
+    engine: Engine
+    sessions: sessionmaker[Session]
+    clock: Clock
+    incidents: Incidents
+    pipeline: Pipeline
+    channels: Channels | None
+
+
+def rule_specs(cfg: Config) -> list[RuleSpec]:
+    return [RuleSpec(r.name, tuple(r.terms), r.severity, r.category, r.department) for r in cfg.rules]
+
+
+def load_channels(cfg: Config) -> Channels:
+    """apprise targets, checked against the tiers: a tier nobody receives is a config error."""
+    try:
+        channels = Channels.from_file(cfg.apprise_path)
+    except ChannelError as e:
+        raise ConfigError([str(e)]) from None
+    problems = [
+        f"{cfg.path}: [[tier]] 「{tier.name}」的标签 {tag} 在 {cfg.apprise_path} 中没有任何告警地址"
+        for tier in cfg.main.tier
+        for tag in tier.tags
+        if not channels.targets(tag)
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return channels
+
+
+def build(
+    cfg: Config,
+    clock: Clock,
+    *,
+    database_url: str | None = None,
+    with_channels: bool = True,
+    dry_run: bool = False,
+) -> App:
+    engine = db.make_engine(database_url or cfg.database_url())
+    db.upgrade(engine)
+    sessions = db.session_factory(engine)
+    channels = load_channels(cfg) if with_channels and not dry_run else None
+    incidents = Incidents(cfg.main, Alerting(channels, dry_run))
+    matcher = Matcher(rule_specs(cfg), cache_dir=cfg.state_dir / "jieba")
+    pipeline = Pipeline(sessions, matcher, incidents, clock)
+    return App(cfg, engine, sessions, clock, incidents, pipeline, channels)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(secrets.RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "apscheduler", "apprise", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

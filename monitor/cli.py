@@ -1,0 +1,303 @@
+"""The `monitor` command. Messages are for people on duty: Simplified Chinese."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+from monitor import secrets
+from monitor.clock import SystemClock, from_db, parse_iso, show, show_delta
+from monitor.config import ConfigError, load
+
+DEFAULT_CONFIG = "/etc/monitor/monitor.toml"
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        default=os.environ.get("MONITOR_CONFIG", DEFAULT_CONFIG),
+        help=f"配置文件（默认 $MONITOR_CONFIG 或 {DEFAULT_CONFIG}）",
+    )
+
+
+def _db_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--database", help="数据库 URL（默认取配置文件）")
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="monitor", description="舆情回应监测：采集、研判、时限提醒与升级")
+    sub = root.add_subparsers(dest="command", required=True, metavar="命令")
+
+    p = sub.add_parser("run", help="运行监测守护进程")
+    _config_arg(p)
+
+    p = sub.add_parser("check-config", help="只校验配置，不运行")
+    _config_arg(p)
+    p.add_argument("--watchwords", help="关键词规则文件（默认取配置文件中的 watchwords）")
+
+    p = sub.add_parser("db", help="数据库维护")
+    dbs = p.add_subparsers(dest="db_command", required=True, metavar="子命令")
+    q = dbs.add_parser("upgrade", help="执行数据库迁移到最新版本")
+    _config_arg(q)
+    _db_arg(q)
+
+    p = sub.add_parser("sources", help="数据来源")
+    ss = p.add_subparsers(dest="sources_command", required=True, metavar="子命令")
+    q = ss.add_parser("list", help="列出来源及其状态、最近错误")
+    _config_arg(q)
+    _db_arg(q)
+
+    p = sub.add_parser("incidents", help="舆情事件：查看与处置")
+    inc = p.add_subparsers(dest="incidents_command", required=True, metavar="子命令")
+    q = inc.add_parser("list", help="列出事件（默认未关闭的）")
+    q.add_argument("--all", action="store_true", help="包括已关闭的事件")
+    for name, help_text in (("show", "查看事件详情与时间线"), ("ack", "确认收到"), ("close", "关闭事件")):
+        q2 = inc.add_parser(name, help=help_text)
+        q2.add_argument("id", type=int)
+        if name != "show":
+            q2.add_argument("--actor", default=None, help="操作人（默认当前系统用户）")
+        _config_arg(q2)
+        _db_arg(q2)
+    q2 = inc.add_parser("met", help="登记某一时限已完成回应")
+    q2.add_argument("id", type=int)
+    q2.add_argument("clock", help="时限名称，如 发布权威信息")
+    q2.add_argument("--evidence", help="回应的链接或说明")
+    q2.add_argument("--actor", default=None)
+    _config_arg(q2)
+    _db_arg(q2)
+    q2 = inc.add_parser("regrade", help="调整事件级别并重算时限")
+    q2.add_argument("id", type=int)
+    q2.add_argument("level", help="特别重大 | 重大 | 较大 | 一般")
+    q2.add_argument("--actor", default=None)
+    _config_arg(q2)
+    _db_arg(q2)
+    _config_arg(q)
+    _db_arg(q)
+
+    p = sub.add_parser("replay", help="以模拟时钟回放历史帖文，检验规则与提醒")
+    _config_arg(p)
+    p.add_argument("--watchwords", help="关键词规则文件（默认取配置文件中的 watchwords）")
+    p.add_argument("--posts", required=True, help="帖文 JSONL")
+    p.add_argument("--actions", help="处置动作 JSONL")
+    p.add_argument("--until", help="模拟到此时刻（ISO 8601；默认最后一个事件后 72 小时）")
+    p.add_argument("--dry-run", action="store_true", help="只记录告警，不发送")
+    p.add_argument("--out", required=True, help="结果 JSON 文件")
+    _db_arg(p)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as e:
+        print("配置有误：", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  {secrets.redact(problem)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args) -> int:
+    if args.command == "run":
+        from monitor.daemon import run
+
+        return run(load(args.config))
+    if args.command == "check-config":
+        return _check_config(args)
+    if args.command == "db":
+        return _db_upgrade(args)
+    if args.command == "sources":
+        return _sources_list(args)
+    if args.command == "incidents":
+        return _incidents(args)
+    if args.command == "replay":
+        return _replay(args)
+    return 2
+
+
+def _check_config(args) -> int:
+    from monitor.app import load_channels
+
+    cfg = load(args.config, args.watchwords)
+    load_channels(cfg)
+    terms = sum(len(r.terms) for r in cfg.rules)
+    print(f"配置有效：{cfg.path}")
+    print(f"  规则 {len(cfg.rules)} 条（关键词 {terms} 个），来源 {len(cfg.main.source)} 个，时限 {len(cfg.main.clock)} 种，值班梯队 {len(cfg.main.tier)} 级")
+    for clock in cfg.main.clock:
+        hours = clock.within.total_seconds() / 3600
+        print(f"  · {clock.name}：{'、'.join(clock.severities)}，{hours:g} 小时内")
+    return 0
+
+
+def _engine(args):
+    from monitor.store import db
+
+    cfg = load(args.config)
+    engine = db.make_engine(args.database or cfg.database_url())
+    db.upgrade(engine)
+    return cfg, engine, db.session_factory(engine)
+
+
+def _db_upgrade(args) -> int:
+    from monitor.store import db
+
+    cfg, engine, _ = _engine(args)
+    print(f"数据库已是最新版本（{db.current_revision(engine)}）：{db.safe_url(args.database or cfg.database_url())}")
+    return 0
+
+
+def _sources_list(args) -> int:
+    from sqlalchemy import select
+
+    from monitor.store.models import Source
+
+    cfg, _engine_, sessions = _engine(args)
+    configured = {s.name for s in cfg.main.source}
+    with sessions() as session:
+        rows = {r.name: r for r in session.scalars(select(Source).order_by(Source.name))}
+    if not configured and not rows:
+        print("没有配置任何来源")
+    for name in sorted(configured | set(rows)):
+        r = rows.get(name)
+        flag = "" if name in configured else "（已不在配置中）"
+        if r is None:
+            print(f"{name}{flag}：尚未抓取")
+            continue
+        state = "正常" if r.consecutive_failures == 0 else f"失败（连续 {r.consecutive_failures} 次）"
+        print(f"{name}{flag}：{state}；帖文 {r.posts_total} 条；最近成功 {show(from_db(r.last_success_at))}；下次 {show(from_db(r.next_poll_at))}")
+        print(f"    {r.url}")
+        if r.last_error:
+            print(f"    最近错误（{show(from_db(r.last_error_at))}）：{r.last_error}")
+    return 0
+
+
+STATES = {"open": "待处置", "acknowledged": "已确认", "closed": "已关闭"}
+
+
+def _incidents(args) -> int:
+    from monitor.incidents.service import ActionError, Alerting, Incidents
+
+    cfg, _engine_, sessions = _engine(args)
+    service = Incidents(cfg.main, Alerting(channels=None))
+    now = SystemClock().now()
+    command = args.incidents_command
+    actor = getattr(args, "actor", None) or os.environ.get("SUDO_USER") or getpass.getuser()
+    try:
+        if command == "list":
+            return _incidents_list(sessions, service, now, args.all)
+        if command == "show":
+            return _incidents_show(sessions, service, args.id, now)
+        with sessions.begin() as session:
+            if command == "ack":
+                service.ack(session, args.id, actor, now)
+                print(f"事件 #{args.id} 已确认（{actor}）")
+            elif command == "met":
+                incident = service.met(session, args.id, args.clock, actor, now, args.evidence)
+                clock = next(c for c in incident.clocks if c.name == args.clock)
+                late = now > from_db(clock.due_at)
+                print(f"事件 #{args.id}「{args.clock}」已登记完成{'（超时）' if late else '（按时）'}")
+            elif command == "close":
+                service.close(session, args.id, actor, now)
+                print(f"事件 #{args.id} 已关闭")
+            elif command == "regrade":
+                incident = service.regrade(session, args.id, args.level, actor, now)
+                print(f"事件 #{args.id} 级别改为「{args.level}」，时限已重算：")
+                for c in service.clock_states(incident):
+                    print(f"  · {c.name}：{show(c.due_at)} 截止")
+    except ActionError as e:
+        print(f"无法执行：{e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _incidents_list(sessions, service, now, include_closed: bool) -> int:
+    from sqlalchemy import select
+
+    from monitor.store.models import Incident
+
+    with sessions() as session:
+        q = select(Incident).order_by(Incident.id.desc())
+        if not include_closed:
+            q = q.where(Incident.state != "closed")
+        rows = session.scalars(q).all()
+        if not rows:
+            print("没有未关闭的事件" if not include_closed else "没有事件")
+            return 0
+        for inc in rows:
+            print(f"#{inc.id}【{inc.severity}】{STATES.get(inc.state, inc.state)} {inc.rule}：{inc.title[:40]}（{inc.department or '—'}，{inc.post_count} 条）")
+            for c in service.clock_states(inc):
+                if c.met_at:
+                    print(f"    {c.name}：已完成 {show(c.met_at)}")
+                else:
+                    left = c.due_at - now
+                    status = f"剩余 {show_delta(left)}" if left.total_seconds() > 0 else f"已超时 {show_delta(left)}"
+                    print(f"    {c.name}：{show(c.due_at)} 截止，{status}")
+    return 0
+
+
+EVENT_NAMES = {
+    "opened": "新建事件",
+    "post_added": "新增帖文",
+    "acknowledged": "确认收到",
+    "clock_met": "登记回应",
+    "closed": "关闭",
+    "regraded": "调整级别",
+}
+
+
+def _incidents_show(sessions, service, incident_id: int, now) -> int:
+    from sqlalchemy import select
+
+    from monitor.alerts.render import clock_line
+    from monitor.store.models import Event, Notification
+
+    with sessions() as session:
+        inc = service.get(session, incident_id)
+        print(f"事件 #{inc.id}【{inc.severity}】{STATES.get(inc.state, inc.state)}")
+        print(f"  规则：{inc.rule}　分类：{inc.category or '—'}　责任部门：{inc.department or '—'}")
+        print(f"  首条：{inc.title}")
+        if inc.first_post_url:
+            print(f"  链接：{inc.first_post_url}")
+        print(f"  命中词：{'、'.join(inc.terms)}　帖文：{inc.post_count} 条")
+        print(f"  起算：{show(from_db(inc.started_at))}　发现：{show(from_db(inc.opened_at))}")
+        print("  回应时限：")
+        for c in service.clock_states(inc):
+            print(f"    {clock_line(c, now)}")
+        print("  时间线：")
+        for ev in session.scalars(select(Event).where(Event.incident_id == inc.id).order_by(Event.at, Event.id)):
+            detail = json.dumps(ev.data, ensure_ascii=False) if ev.data else ""
+            print(f"    {show(from_db(ev.at))} {EVENT_NAMES.get(ev.kind, ev.kind)}（{ev.actor}）{detail}")
+        print("  已发出的提醒：")
+        for n in session.scalars(select(Notification).where(Notification.incident_id == inc.id).order_by(Notification.fired_at, Notification.id)):
+            mark = "" if n.disposition == "sent" else f"（{ {'superseded': '已被后续提醒取代', 'dry_run': '演练未发送'}.get(n.disposition, n.disposition)}）"
+            print(f"    {show(from_db(n.fired_at))} {n.title}{mark}")
+    return 0
+
+
+def _replay(args) -> int:
+    from monitor.replay import ReplayInputError, dumps, read_actions, read_posts, replay
+
+    cfg = load(args.config, args.watchwords)
+    try:
+        posts = read_posts(Path(args.posts))
+        actions = read_actions(Path(args.actions)) if args.actions else []
+        until = parse_iso(args.until) if args.until else None
+    except ReplayInputError as e:
+        print(f"回放输入有误：{e}", file=sys.stderr)
+        return 2
+    except ValueError as e:
+        print(f"--until 无法识别：{e}", file=sys.stderr)
+        return 2
+    result = replay(cfg, posts, actions, until=until, dry_run=args.dry_run, database_url=args.database)
+    Path(args.out).write_text(dumps(result), encoding="utf-8")
+    steps = sum(len(i["steps"]) for i in result["incidents"])
+    print(f"回放完成：帖文 {len(posts)} 条，事件 {len(result['incidents'])} 个，提醒/升级 {steps} 次，告警 {len(result['alerts'])} 条 → {args.out}")
+    for err in result.get("errors", []):
+        print(f"  动作未执行：{err}", file=sys.stderr)
+    return 0

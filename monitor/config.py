@@ -1,0 +1,402 @@
+"""Configuration: TOML files validated at start, errors that name file, line and key.
+
+Two files by contract: the main config (`config/monitor.toml`) and the watchword rules
+(`[[rule]]` tables, in their own file). Relative paths inside a file are relative to that
+file's folder. Secrets never live here in clear if the operator does not want them to:
+the database URL can come from an environment variable or a file (systemd credentials).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from monitor import secrets
+from monitor.clock import parse_duration
+from monitor.config_locate import key_lines, locate
+from monitor.severity import SEVERITIES, Severity
+
+
+class ConfigError(Exception):
+    """One or more problems, each already phrased for the person who wrote the file."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    return parse_duration(value)
+
+
+class DatabaseConfig(_Model):
+    url: str | None = None
+    url_env: str | None = None
+    url_file: str | None = None
+
+
+class HttpConfig(_Model):
+    timeout: float = Field(20.0, gt=0)
+    max_body_bytes: int = Field(5_000_000, gt=0)
+    max_redirects: int = Field(5, ge=0)
+    max_connections: int = Field(10, gt=0)
+    user_agent: str = "zwyq-monitor/0.1 (public-opinion response monitor)"
+
+    @field_validator("user_agent")
+    @classmethod
+    def _ascii(cls, v: str) -> str:
+        if not v.isascii():
+            raise ValueError("HTTP 头只能包含 ASCII 字符")
+        return v
+
+
+class SourceConfig(_Model):
+    name: str = Field(min_length=1)
+    type: Literal["feed"] = "feed"
+    url: str
+    interval: timedelta = timedelta(minutes=10)
+    jitter: float = Field(0.1, ge=0, le=0.5)
+    max_backoff: timedelta = timedelta(hours=6)
+    enabled: bool = True
+
+    _d = field_validator("interval", "max_backoff", mode="before")(_duration)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("应为 http:// 或 https:// 开头的地址")
+        return v
+
+
+class ClockRule(_Model):
+    """One response clock: which severities start it and how long they have."""
+
+    name: str = Field(min_length=1)
+    severities: list[Severity] = Field(min_length=1)
+    within: timedelta
+
+    _d = field_validator("within", mode="before")(_duration)
+
+
+DEFAULT_CLOCKS = (
+    ClockRule(name="发布权威信息", severities=["特别重大", "重大"], within=timedelta(hours=5)),
+    ClockRule(name="召开新闻发布会", severities=["特别重大", "重大"], within=timedelta(hours=24)),
+    ClockRule(name="权威回应", severities=["较大", "一般"], within=timedelta(hours=48)),
+)
+
+
+class Tier(_Model):
+    name: str = Field(min_length=1)
+    tags: list[str] = Field(min_length=1)
+
+
+DEFAULT_TIERS = (
+    Tier(name="值班员", tags=["duty"]),
+    Tier(name="科室负责人", tags=["lead"]),
+    Tier(name="分管领导", tags=["leader"]),
+)
+
+
+class EscalationConfig(_Model):
+    # "50%" = when half the time is gone; "1h" = one hour before the deadline.
+    reminders: list[str] = ["50%", "1h"]
+    repeat_every: timedelta = timedelta(hours=2)
+    tick: timedelta = timedelta(seconds=30)
+
+    _d = field_validator("repeat_every", "tick", mode="before")(_duration)
+
+    @field_validator("reminders")
+    @classmethod
+    def _reminders(cls, values: list[str]) -> list[str]:
+        for v in values:
+            if isinstance(v, str) and v.strip().endswith("%"):
+                try:
+                    pct = float(v.strip()[:-1])
+                except ValueError:
+                    raise ValueError(f"无法识别的提醒点 {v!r}") from None
+                if not 0 < pct < 100:
+                    raise ValueError(f"提醒点 {v!r} 应在 0% 与 100% 之间")
+            else:
+                parse_duration(v)
+        return values
+
+    @field_validator("repeat_every")
+    @classmethod
+    def _positive(cls, v: timedelta) -> timedelta:
+        if v <= timedelta(0):
+            raise ValueError("应大于 0")
+        return v
+
+
+class IncidentConfig(_Model):
+    # A post joins the open incident of its rule if that incident saw a post this recently.
+    window: timedelta = timedelta(hours=24)
+    # Older posts are stored and matched but open no incident (a first poll of a long feed).
+    max_post_age: timedelta = timedelta(days=3)
+
+    _d = field_validator("window", "max_post_age", mode="before")(_duration)
+
+
+class AlertsConfig(_Model):
+    apprise_config: str = "apprise.yml"
+    notify_on_open: bool = True
+    retry_base: timedelta = timedelta(seconds=30)
+    retry_max: timedelta = timedelta(minutes=30)
+    give_up_after: timedelta = timedelta(hours=24)
+    deliver_every: timedelta = timedelta(seconds=5)
+
+    _d = field_validator("retry_base", "retry_max", "give_up_after", "deliver_every", mode="before")(
+        _duration
+    )
+
+
+class DaemonConfig(_Model):
+    state_dir: str | None = None
+    poll_check: timedelta = timedelta(seconds=5)
+    workers: int = Field(4, ge=1, le=32)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    _d = field_validator("poll_check", mode="before")(_duration)
+
+
+class DemoConfig(_Model):
+    """The bundled demo serves its own feed and alert receiver on loopback."""
+
+    port: int = Field(8765, ge=1, le=65535)
+    posts: str = "demo-posts.json"
+    alerts_log: str = "demo-alerts.log"
+
+
+class MainConfig(_Model):
+    watchwords: str | list[str] = "watchwords.toml"
+    database: DatabaseConfig = DatabaseConfig()
+    daemon: DaemonConfig = DaemonConfig()
+    http: HttpConfig = HttpConfig()
+    source: list[SourceConfig] = []
+    clock: list[ClockRule] = list(DEFAULT_CLOCKS)
+    tier: list[Tier] = list(DEFAULT_TIERS)
+    escalation: EscalationConfig = EscalationConfig()
+    incidents: IncidentConfig = IncidentConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    demo: DemoConfig | None = None
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "MainConfig":
+        for what, items in (("source", self.source), ("clock", self.clock), ("tier", self.tier)):
+            seen: set[str] = set()
+            for item in items:
+                if item.name in seen:
+                    raise ValueError(f"[[{what}]] 名称重复：{item.name}")
+                seen.add(item.name)
+        covered = {s for c in self.clock for s in c.severities}
+        missing = [s for s in SEVERITIES if s not in covered]
+        if missing:
+            raise ValueError(f"[[clock]] 未覆盖以下级别：{'、'.join(missing)}（每个级别至少要有一个回应时限）")
+        if not self.tier:
+            raise ValueError("至少需要一个 [[tier]]（值班梯队）")
+        return self
+
+
+class WatchRule(_Model):
+    name: str = Field(min_length=1)
+    terms: list[str] = Field(min_length=1)
+    severity: Severity
+    category: str = ""
+    department: str = ""
+
+    @field_validator("terms")
+    @classmethod
+    def _terms(cls, terms: list[str]) -> list[str]:
+        cleaned = [t.strip() for t in terms]
+        if any(not t for t in cleaned):
+            raise ValueError("关键词不能为空字符串")
+        return cleaned
+
+
+class RuleFile(_Model):
+    rule: list[WatchRule] = []
+
+    @model_validator(mode="after")
+    def _unique(self) -> "RuleFile":
+        seen: set[str] = set()
+        for r in self.rule:
+            if r.name in seen:
+                raise ValueError(f"[[rule]] 名称重复：{r.name}")
+            seen.add(r.name)
+        return self
+
+
+class Config:
+    """The validated configuration plus where it came from."""
+
+    def __init__(self, path: Path, main: MainConfig, rules: list[WatchRule]):
+        self.path = path
+        self.main = main
+        self.rules = rules
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, value: str) -> Path:
+        p = Path(os.path.expandvars(value)).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def state_dir(self) -> Path:
+        configured = self.main.daemon.state_dir
+        if configured:
+            return self.resolve(configured)
+        # systemd's StateDirectory= sets STATE_DIRECTORY.
+        env = os.environ.get("STATE_DIRECTORY") or os.environ.get("MONITOR_STATE_DIR")
+        return Path(env.split(":")[0]) if env else (Path.cwd() / "monitor-state")
+
+    def database_url(self) -> str:
+        return resolve_database_url(self)
+
+    @property
+    def apprise_path(self) -> Path:
+        override = os.environ.get("MONITOR_APPRISE_CONFIG")
+        return self.resolve(override or self.main.alerts.apprise_config)
+
+
+def resolve_database_url(cfg: Config) -> str:
+    """Environment first, then file, then the config value, then SQLite in the state dir."""
+    db = cfg.main.database
+    url = os.environ.get("MONITOR_DATABASE_URL")
+    if not url and db.url_env:
+        url = os.environ.get(db.url_env)
+        if not url:
+            raise ConfigError([f"{cfg.path}: [database] url_env：环境变量 {db.url_env} 未设置"])
+    if not url and db.url_file:
+        path = cfg.resolve(db.url_file)
+        try:
+            url = path.read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise ConfigError([f"{cfg.path}: [database] url_file：无法读取 {path}（{e.strerror}）"]) from None
+    if not url:
+        url = db.url or f"sqlite:///{cfg.state_dir / 'monitor.db'}"
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        relative = url[len("sqlite:///"):]
+        if relative and not relative.startswith(":"):
+            url = f"sqlite:///{cfg.resolve(relative)}"
+    secrets.register_url(url)
+    return url
+
+
+_MESSAGES = {
+    "missing": "缺少必填项",
+    "extra_forbidden": "未知的配置项（拼写错误？）",
+    "string_type": "应为字符串",
+    "int_type": "应为整数",
+    "int_parsing": "应为整数",
+    "float_type": "应为数字",
+    "float_parsing": "应为数字",
+    "bool_type": "应为 true 或 false",
+    "bool_parsing": "应为 true 或 false",
+    "list_type": "应为列表，如 [\"a\", \"b\"]",
+    "too_short": "不能为空",
+    "string_too_short": "不能为空",
+    "greater_than": "数值过小",
+    "greater_than_equal": "数值过小",
+    "less_than_equal": "数值过大",
+    "model_type": "应为表（table）",
+}
+
+
+def _message(err: dict) -> str:
+    kind = err["type"]
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return f"取值 {err.get('input')!r} 无效，应为 {expected.replace(' or ', ' | ')}"
+    if kind == "value_error":
+        return str(err.get("ctx", {}).get("error", err["msg"]))
+    if kind in ("greater_than", "greater_than_equal", "less_than_equal", "less_than"):
+        limit = next(iter(err.get("ctx", {}).values()), "")
+        op = {"greater_than": ">", "greater_than_equal": "≥", "less_than_equal": "≤", "less_than": "<"}[kind]
+        return f"取值 {err.get('input')!r} 无效，应 {op} {limit}"
+    return _MESSAGES.get(kind, err["msg"])
+
+
+def _format_loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _load_toml(path: Path) -> tuple[dict, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: 文件不存在"]) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"{path}: 不是 UTF-8 编码的文本（第 {e.start} 字节）"]) from None
+    except OSError as e:
+        raise ConfigError([f"{path}: 无法读取（{e.strerror}）"]) from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as e:
+        # tomllib says "... (at line N, column M)"; keep its position, translate the rest.
+        raise ConfigError([f"{path}: TOML 语法错误：{e}"]) from None
+
+
+def _validate(model: type[BaseModel], path: Path, data: dict, text: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        lines = key_lines(text)
+        problems = []
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            line = locate(lines, loc)
+            where = f"{path}:{line}" if line else str(path)
+            key = _format_loc(loc)
+            problems.append(f"{where}: {key + '：' if key else ''}{_message(err)}")
+        raise ConfigError(problems) from None
+
+
+def load_rules(paths: list[Path]) -> list[WatchRule]:
+    rules: list[WatchRule] = []
+    problems: list[str] = []
+    for path in paths:
+        try:
+            data, text = _load_toml(path)
+            rules.extend(_validate(RuleFile, path, data, text).rule)
+        except ConfigError as e:
+            problems.extend(e.problems)
+    names = [r.name for r in rules]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        problems.append(f"规则名称在多个文件中重复：{'、'.join(dupes)}")
+    if problems:
+        raise ConfigError(problems)
+    return rules
+
+
+def load(path: str | Path, watchwords: str | Path | None = None) -> Config:
+    path = Path(path).resolve()
+    data, text = _load_toml(path)
+    main = _validate(MainConfig, path, data, text)
+    cfg = Config(path, main, [])
+    if watchwords is not None:
+        rule_paths = [Path(watchwords).resolve()]
+    else:
+        names = main.watchwords if isinstance(main.watchwords, list) else [main.watchwords]
+        rule_paths = [cfg.resolve(n) for n in names]
+    cfg.rules = load_rules(rule_paths)
+    if not cfg.rules:
+        raise ConfigError([f"{', '.join(map(str, rule_paths))}: 没有任何 [[rule]]，无法匹配舆情"])
+    return cfg

@@ -1,0 +1,139 @@
+"""`monitor run`: APScheduler jobs wiring polling, matching, escalation and delivery.
+
+Start-up order matters for "nothing lost": migrations → catch up posts stored but not
+processed → catch up escalation steps that fell due while we were down → jobs → READY.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor as Pool
+from datetime import datetime, timedelta, timezone
+
+import sdnotify
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from monitor.alerts.outbox import deliver_due
+from monitor.app import App, build, setup_logging
+from monitor.clock import Clock, SystemClock
+from monitor.config import Config
+from monitor.sources.http import make_client
+from monitor.sources.poll import Poller
+from monitor.store.db import safe_url
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    def __init__(self, cfg: Config, clock: Clock | None = None):
+        self.cfg = cfg
+        self.clock = clock or SystemClock()
+        self.stop_event = threading.Event()
+        self.notifier = sdnotify.SystemdNotifier()
+        self.last_tick = time.monotonic()
+        self.app: App | None = None
+        self.demo = None
+
+    def start(self) -> None:
+        started = time.monotonic()
+        cfg = self.cfg
+        if cfg.main.demo is not None:
+            from monitor.demo import DemoServer
+
+            self.demo = DemoServer(cfg)
+            self.demo.start()
+        self.app = app = build(cfg, self.clock)
+        log.info("数据库：%s", safe_url(cfg.database_url()))
+        app.pipeline.matcher.segmenter.initialize()
+        self.client = make_client(cfg.main.http)
+        self.poller = Poller(app.sessions, self.client, cfg.main.http, self.clock, random.Random())
+        self.poller.register(cfg.main.source)
+        caught_up = app.pipeline.process_pending()
+        fired = app.pipeline.tick()
+        if caught_up or fired:
+            log.info("启动补处理：帖文 %d 条，到期提醒/升级 %d 条", caught_up, fired)
+
+        main = cfg.main
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(3), "watchdog": ThreadPoolExecutor(1)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone="UTC",
+        )
+        self.scheduler.add_job(self.poll_job, "interval", seconds=main.daemon.poll_check.total_seconds(), id="poll", next_run_time=self._soon())
+        self.scheduler.add_job(self.tick_job, "interval", seconds=main.escalation.tick.total_seconds(), id="tick", next_run_time=self._soon())
+        self.scheduler.add_job(self.deliver_job, "interval", seconds=main.alerts.deliver_every.total_seconds(), id="deliver", next_run_time=self._soon())
+        watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
+        if watchdog_usec:
+            self.scheduler.add_job(self.watchdog_job, "interval", seconds=max(watchdog_usec / 2e6, 1), id="watchdog", executor="watchdog")
+        self.scheduler.start()
+        self.notifier.notify("READY=1")
+        self.notifier.notify(f"STATUS=运行中：{len(main.source)} 个来源，{len(cfg.rules)} 条规则")
+        log.info("监测已启动：%d 个来源，%d 条规则，用时 %.2f 秒", len(main.source), len(cfg.rules), time.monotonic() - started)
+
+    @staticmethod
+    def _soon() -> datetime:
+        # APScheduler runs on real time whatever clock the monitor is given.
+        return datetime.now(timezone.utc) + timedelta(milliseconds=200)
+
+    # ---- jobs ----------------------------------------------------------------------
+
+    def poll_job(self) -> None:
+        due = self.poller.due(self.cfg.main.source)
+        if due:
+            with Pool(max_workers=min(self.cfg.main.daemon.workers, len(due))) as pool:
+                list(pool.map(self.poller.poll, due))
+        self.app.pipeline.process_pending()
+        self.app.pipeline.tick()
+
+    def tick_job(self) -> None:
+        self.app.pipeline.tick()
+        self.last_tick = time.monotonic()
+
+    def deliver_job(self) -> None:
+        deliver_due(self.app.sessions, self.app.channels, self.clock, self.cfg.main.alerts)
+
+    def watchdog_job(self) -> None:
+        # Ping only while escalation ticks happen: a wedged scheduler must get us restarted.
+        stale = self.cfg.main.escalation.tick.total_seconds() * 3 + 30
+        if time.monotonic() - self.last_tick < stale:
+            self.notifier.notify("WATCHDOG=1")
+        else:
+            log.error("升级检查已 %.0f 秒未运行，停止向 systemd 报活", time.monotonic() - self.last_tick)
+
+    # ---- lifecycle -----------------------------------------------------------------
+
+    def stop(self) -> None:
+        self.notifier.notify("STOPPING=1")
+        log.info("正在停止……")
+        scheduler = getattr(self, "scheduler", None)
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=True)
+        if getattr(self, "client", None) is not None:
+            self.client.close()
+        if self.demo is not None:
+            self.demo.stop()
+        if self.app is not None:
+            self.app.engine.dispose()
+        log.info("已停止")
+
+    def run_forever(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop_event.set())
+        self.start()
+        try:
+            while not self.stop_event.wait(1.0):
+                pass
+        finally:
+            self.stop()
+        return 0
+
+
+def run(cfg: Config) -> int:
+    setup_logging(cfg.main.daemon.log_level)
+    return Daemon(cfg).run_forever()

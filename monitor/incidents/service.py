@@ -1,0 +1,263 @@
+"""Incidents in the store: assigning matched posts, officer actions, the escalation tick.
+
+Every change is an Event row with actor and time; the timeline is the audit trail.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor.alerts.channels import Channels
+from monitor.alerts.outbox import Alert, fire
+from monitor.alerts.render import IncidentView, render
+from monitor.clock import from_db, to_db
+from monitor.config import MainConfig
+from monitor.incidents.clocks import clock_start, plan_clocks
+from monitor.incidents.escalation import ClockState, Policy, collapse, due_steps, next_step_at
+from monitor.matching.matcher import Match
+from monitor.severity import SEVERITIES
+from monitor.store.models import Clock, Event, Incident, IncidentPost, Notification, Post
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "system"
+
+
+class ActionError(Exception):
+    """An officer action that cannot be done; the message says why, in Chinese."""
+
+
+@dataclass
+class Alerting:
+    """How fired alerts leave: through channels (daemon), or only into the log (dry run)."""
+
+    channels: Channels | None
+    dry_run: bool = False
+
+    @property
+    def disposition(self) -> str:
+        return "dry_run" if self.dry_run else "sent"
+
+
+class Incidents:
+    def __init__(self, cfg: MainConfig, alerting: Alerting):
+        self.cfg = cfg
+        self.alerting = alerting
+        self.policy = Policy(tuple(cfg.escalation.reminders), cfg.escalation.repeat_every, len(cfg.tier))
+
+    # ---- reading -------------------------------------------------------------------
+
+    @staticmethod
+    def clock_states(incident: Incident) -> list[ClockState]:
+        return [
+            ClockState(c.name, from_db(c.started_at), from_db(c.due_at), from_db(c.met_at))
+            for c in incident.clocks
+            if c.active
+        ]
+
+    @staticmethod
+    def view(incident: Incident) -> IncidentView:
+        return IncidentView(
+            id=incident.id,
+            rule=incident.rule,
+            title=incident.title,
+            severity=incident.severity,
+            category=incident.category,
+            department=incident.department,
+            terms=tuple(incident.terms or ()),
+            first_post_url=incident.first_post_url,
+            post_count=incident.post_count,
+            opened_at=from_db(incident.opened_at),
+            acked_at=from_db(incident.acked_at),
+        )
+
+    # ---- posts ---------------------------------------------------------------------
+
+    def assign(self, session: Session, post: Post, match: Match, now: datetime) -> Incident | None:
+        """Join the open incident of the rule seen within the window, or open one."""
+        rule = match.rule
+        seen_at = clock_start(from_db(post.published_at), from_db(post.fetched_at))
+        incident = session.scalars(
+            select(Incident)
+            .where(
+                Incident.rule == rule.name,
+                Incident.state != "closed",
+                Incident.last_post_at >= to_db(seen_at - self.cfg.incidents.window),
+            )
+            .order_by(Incident.last_post_at.desc())
+            .limit(1)
+        ).first()
+        if incident is not None:
+            session.add(IncidentPost(incident_id=incident.id, post_id=post.id, added_at=to_db(now)))
+            incident.post_count += 1
+            incident.last_post_at = max(incident.last_post_at, to_db(seen_at))
+            incident.terms = list(dict.fromkeys([*incident.terms, *match.terms]))
+            self._event(session, incident, now, SYSTEM, "post_added", post=post.id, terms=match.terms)
+            return incident
+
+        if seen_at < now - self.cfg.incidents.max_post_age:
+            # An old post found on a first poll must not page anyone for a long-past event.
+            log.info("帖文 %s 发布于 %s，早于 %s，不新建事件", post.external_id, seen_at, self.cfg.incidents.max_post_age)
+            return None
+        incident = Incident(
+            rule=rule.name,
+            title=(post.title or post.body)[:200] or rule.name,
+            severity=rule.severity,
+            category=rule.category,
+            department=rule.department,
+            state="open",
+            started_at=to_db(seen_at),
+            opened_at=to_db(now),
+            last_post_at=to_db(seen_at),
+            terms=list(match.terms),
+            first_post_url=post.url,
+            post_count=1,
+        )
+        session.add(incident)
+        session.flush()
+        session.add(IncidentPost(incident_id=incident.id, post_id=post.id, added_at=to_db(now)))
+        for plan in plan_clocks(incident.severity, self.cfg.clock, seen_at):
+            session.add(
+                Clock(incident_id=incident.id, name=plan.name, started_at=to_db(plan.started_at), due_at=to_db(plan.due_at))
+            )
+        session.flush()
+        session.refresh(incident, ["clocks"])
+        self._event(session, incident, now, SYSTEM, "opened", post=post.id, rule=rule.name, severity=rule.severity)
+        if self.cfg.alerts.notify_on_open:
+            self._fire_opened(session, incident, now)
+        self._changed(incident, now)
+        log.info("新建事件 #%d【%s】%s", incident.id, incident.severity, incident.title)
+        return incident
+
+    # ---- escalation ----------------------------------------------------------------
+
+    def tick(self, session: Session, now: datetime, limit: int = 500) -> int:
+        """Fire every step due by now, once; returns how many alerts were sent."""
+        due = session.scalars(
+            select(Incident)
+            .where(Incident.next_step_at.is_not(None), Incident.next_step_at <= to_db(now))
+            .order_by(Incident.next_step_at)
+            .limit(limit)
+        ).all()
+        sent = 0
+        for incident in due:
+            sent += self._fire_due(session, incident, now)
+            self._reschedule(incident, now)
+        return sent
+
+    def _fire_due(self, session: Session, incident: Incident, now: datetime) -> int:
+        clocks = self.clock_states(incident)
+        steps = due_steps(incident.id, incident.state == "closed", clocks, self.policy, now)
+        if not steps:
+            return 0
+        logged = set(
+            session.scalars(
+                select(Notification.key).where(Notification.incident_id == incident.id)
+            )
+        )
+        send, superseded = collapse([s for s in steps if s.key not in logged])
+        view = self.view(incident)
+        for step in superseded:
+            self._fire_step(session, view, clocks, step, now, "superseded")
+        for step in send:
+            self._fire_step(session, view, clocks, step, now, self.alerting.disposition)
+        return len(send)
+
+    def _fire_step(self, session, view: IncidentView, clocks, step, now: datetime, disposition: str) -> None:
+        tier = self.cfg.tier[step.tier]
+        title, body = render(step.kind, view, clocks, now, step, tier.name)
+        alert = Alert(step.key, view.id, step.clock, step.kind, step.tier, tuple(tier.tags), step.at, title, body)
+        channels = self.alerting.channels if disposition == "sent" else None
+        fire(session, alert, now, channels, disposition)
+
+    def _fire_opened(self, session: Session, incident: Incident, now: datetime) -> None:
+        tier = self.cfg.tier[0]
+        clocks = self.clock_states(incident)
+        title, body = render("opened", self.view(incident), clocks, now)
+        alert = Alert(f"{incident.id}:opened", incident.id, None, "opened", 0, tuple(tier.tags), now, title, body)
+        fire(session, alert, now, self.alerting.channels, self.alerting.disposition)
+
+    def _reschedule(self, incident: Incident, now: datetime) -> None:
+        """After a tick: the next step strictly after now (everything due was just fired)."""
+        nxt = next_step_at(incident.state == "closed", self.clock_states(incident), self.policy, now)
+        incident.next_step_at = to_db(nxt)
+
+    @staticmethod
+    def _changed(incident: Incident, now: datetime) -> None:
+        """After a change (opened, met, regraded, closed): let the next tick look at it now;
+        steps already due, such as those of an old first post, are then fired there."""
+        incident.next_step_at = to_db(now)
+
+    # ---- officer actions -----------------------------------------------------------
+
+    def get(self, session: Session, incident_id: int) -> Incident:
+        incident = session.get(Incident, incident_id)
+        if incident is None:
+            raise ActionError(f"事件 #{incident_id} 不存在")
+        return incident
+
+    def ack(self, session: Session, incident_id: int, actor: str, now: datetime) -> Incident:
+        incident = self.get(session, incident_id)
+        if incident.state == "closed":
+            raise ActionError(f"事件 #{incident_id} 已关闭")
+        if incident.acked_at is not None:
+            raise ActionError(f"事件 #{incident_id} 已于 {from_db(incident.acked_at)} 由 {incident.acked_by} 确认")
+        incident.acked_at, incident.acked_by, incident.state = to_db(now), actor, "acknowledged"
+        self._event(session, incident, now, actor, "acknowledged")
+        return incident
+
+    def met(self, session: Session, incident_id: int, clock_name: str, actor: str, now: datetime, evidence: str | None) -> Incident:
+        incident = self.get(session, incident_id)
+        clock = next((c for c in incident.clocks if c.name == clock_name and c.active), None)
+        if clock is None:
+            names = "、".join(c.name for c in incident.clocks if c.active)
+            raise ActionError(f"事件 #{incident_id} 没有时限「{clock_name}」（现有：{names}）")
+        if clock.met_at is not None:
+            raise ActionError(f"事件 #{incident_id} 的「{clock_name}」已于 {from_db(clock.met_at)} 登记完成")
+        clock.met_at, clock.met_by, clock.evidence = to_db(now), actor, evidence
+        on_time = now <= from_db(clock.due_at)
+        self._event(session, incident, now, actor, "clock_met", clock=clock_name, evidence=evidence, on_time=on_time)
+        self._changed(incident, now)
+        return incident
+
+    def close(self, session: Session, incident_id: int, actor: str, now: datetime) -> Incident:
+        incident = self.get(session, incident_id)
+        if incident.state == "closed":
+            raise ActionError(f"事件 #{incident_id} 已关闭")
+        incident.state, incident.closed_at = "closed", to_db(now)
+        open_clocks = [c.name for c in incident.clocks if c.active and c.met_at is None]
+        self._event(session, incident, now, actor, "closed", open_clocks=open_clocks)
+        self._changed(incident, now)
+        return incident
+
+    def regrade(self, session: Session, incident_id: int, level: str, actor: str, now: datetime) -> Incident:
+        if level not in SEVERITIES:
+            raise ActionError(f"级别「{level}」无效，应为 {' | '.join(SEVERITIES)}")
+        incident = self.get(session, incident_id)
+        if incident.severity == level:
+            raise ActionError(f"事件 #{incident_id} 已是「{level}」")
+        before = incident.severity
+        incident.severity = level
+        plans = {p.name: p for p in plan_clocks(level, self.cfg.clock, from_db(incident.started_at))}
+        existing = {c.name: c for c in incident.clocks}
+        for name, clock in existing.items():
+            clock.active = name in plans
+            if name in plans:
+                clock.due_at = to_db(plans[name].due_at)
+        for name, plan in plans.items():
+            if name not in existing:
+                session.add(Clock(incident_id=incident.id, name=name, started_at=to_db(plan.started_at), due_at=to_db(plan.due_at)))
+        session.flush()
+        session.refresh(incident, ["clocks"])
+        self._event(session, incident, now, actor, "regraded", before=before, after=level, clocks=sorted(plans))
+        self._changed(incident, now)
+        return incident
+
+    @staticmethod
+    def _event(session: Session, incident: Incident, now: datetime, actor: str, kind: str, **data) -> None:
+        session.add(Event(incident_id=incident.id, at=to_db(now), actor=actor, kind=kind, data=data))

@@ -1,0 +1,18 @@
+"""Fetching sources and turning them into posts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class RawPost:
+    """A post as a source gives it, before it is stored."""
+
+    external_id: str
+    url: str | None
+    title: str
+    body: str
+    author: str | None
+    published_at: datetime | None  # aware UTC, or None when the source gives none

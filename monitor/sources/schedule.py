@@ -1,0 +1,25 @@
+"""When to poll a source next (pure): interval with jitter, exponential back-off on failure."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+
+def next_poll(
+    now: datetime,
+    interval: timedelta,
+    jitter: float,
+    failures: int,
+    max_backoff: timedelta,
+    rng: random.Random,
+    retry_after: timedelta | None = None,
+) -> datetime:
+    delay = interval
+    if failures > 0:
+        delay = min(interval * (2 ** min(failures, 20)), max(max_backoff, interval))
+    # Jitter spreads sources that share an interval so they do not hit at the same second.
+    delay = delay * (1 + rng.uniform(-jitter, jitter))
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return now + delay

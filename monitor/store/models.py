@@ -1,0 +1,198 @@
+"""Tables. Times are naive UTC. Every incident change is an Event row (the audit trail)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Source(Base):
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20), default="feed")
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    body_hash: Mapped[str | None] = mapped_column(String(64))
+    next_poll_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_polled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_new_post_at: Mapped[datetime | None] = mapped_column(DateTime)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(DateTime)
+    posts_total: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Post(Base):
+    __tablename__ = "posts"
+    __table_args__ = (
+        UniqueConstraint("source_id", "external_id", name="uq_posts_source_external"),
+        Index("ix_posts_unprocessed", "processed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    external_id: Mapped[str] = mapped_column(String(512))
+    url: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime)
+    fetched_at: Mapped[datetime] = mapped_column(DateTime)
+    # Set once matching and incident assignment committed; NULL means still to do.
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    process_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Match(Base):
+    __tablename__ = "matches"
+    __table_args__ = (UniqueConstraint("post_id", "rule", name="uq_matches_post_rule"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"), index=True)
+    rule: Mapped[str] = mapped_column(String(200))
+    terms: Mapped[list] = mapped_column(JSON)
+    severity: Mapped[str] = mapped_column(String(10))
+    category: Mapped[str] = mapped_column(String(200), default="")
+    department: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index("ix_incidents_rule_state", "rule", "state", "last_post_at"),
+        Index("ix_incidents_next_step", "next_step_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(10))
+    category: Mapped[str] = mapped_column(String(200), default="")
+    department: Mapped[str] = mapped_column(String(200), default="")
+    # open → acknowledged → closed
+    state: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime)  # clocks count from here
+    opened_at: Mapped[datetime] = mapped_column(DateTime)
+    last_post_at: Mapped[datetime] = mapped_column(DateTime)
+    acked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    acked_by: Mapped[str | None] = mapped_column(String(200))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    terms: Mapped[list] = mapped_column(JSON, default=list)
+    first_post_url: Mapped[str | None] = mapped_column(Text)
+    post_count: Mapped[int] = mapped_column(Integer, default=0)
+    # When the escalation tick next has work for this incident: found by index, not scan.
+    next_step_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    clocks: Mapped[list["Clock"]] = relationship(
+        back_populates="incident", order_by="Clock.due_at", lazy="selectin"
+    )
+
+
+class IncidentPost(Base):
+    __tablename__ = "incident_posts"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"), primary_key=True, index=True)
+    added_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Clock(Base):
+    __tablename__ = "clocks"
+    __table_args__ = (UniqueConstraint("incident_id", "name", name="uq_clocks_incident_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    due_at: Mapped[datetime] = mapped_column(DateTime)
+    met_at: Mapped[datetime | None] = mapped_column(DateTime)
+    met_by: Mapped[str | None] = mapped_column(String(200))
+    evidence: Mapped[str | None] = mapped_column(Text)
+    # A regrade can make a clock no longer apply; it is kept, not deleted, for the record.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    incident: Mapped[Incident] = relationship(back_populates="clocks")
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Notification(Base):
+    """The notification log: one row per fired step; its unique key makes firing happen once."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    clock: Mapped[str | None] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))  # opened | reminder | escalation
+    tier: Mapped[int] = mapped_column(Integer)
+    tags: Mapped[list] = mapped_column(JSON)
+    scheduled_at: Mapped[datetime] = mapped_column(DateTime)
+    fired_at: Mapped[datetime] = mapped_column(DateTime)
+    # sent | superseded (a later step of the same clock and tier was due at once) | dry_run
+    disposition: Mapped[str] = mapped_column(String(20), default="sent")
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+
+
+class Outbox(Base):
+    """One delivery per (notification, target); retried until delivered or given up."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "target", name="uq_outbox_notification_target"),
+        Index("ix_outbox_pending", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"))
+    target: Mapped[str] = mapped_column(String(64))  # sha256 of the apprise URL: no secret stored
+    target_display: Mapped[str] = mapped_column(Text)  # apprise's privacy form of the URL
+    tag: Mapped[str] = mapped_column(String(100))
+    # pending | sending | sent | failed (given up) | no_target
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
