@@ -219,6 +219,7 @@ def _incidents(args) -> int:
 def _incidents_list(sessions, service, now, include_closed: bool) -> int:
     from sqlalchemy import select
 
+    from monitor.alerts.render import time_left
     from monitor.store.models import Incident
 
     with sessions() as session:
@@ -235,9 +236,7 @@ def _incidents_list(sessions, service, now, include_closed: bool) -> int:
                 if c.met_at:
                     print(f"    {c.name}：已完成 {show(c.met_at)}")
                 else:
-                    left = c.due_at - now
-                    status = f"剩余 {show_delta(left)}" if left.total_seconds() > 0 else f"已超时 {show_delta(left)}"
-                    print(f"    {c.name}：{show(c.due_at)} 截止，{status}")
+                    print(f"    {c.name}：{show(c.due_at)} 截止，{time_left(c.due_at, now)}")
     return 0
 
 

@@ -9,6 +9,7 @@ the database URL can come from an environment variable or a file (systemd creden
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from datetime import timedelta
 from pathlib import Path
@@ -349,8 +350,18 @@ def _load_toml(path: Path) -> tuple[dict, str]:
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as e:
-        # tomllib says "... (at line N, column M)"; keep its position, translate the rest.
-        raise ConfigError([f"{path}: TOML 语法错误：{e}"]) from None
+        raise ConfigError([_syntax_error(path, text, str(e))]) from None
+
+
+def _syntax_error(path: Path, text: str, message: str) -> str:
+    """tomllib says "Invalid value (at line 3, column 5)"; we say path:3: … （第 5 列）."""
+    m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    if m:
+        return f"{path}:{m.group(1)}: TOML 语法错误：{message[: m.start()]}（第 {m.group(2)} 列）"
+    if message.endswith("(at end of document)"):
+        last = len(text.splitlines()) or 1
+        return f"{path}:{last}: TOML 语法错误：{message.removesuffix(' (at end of document)')}（文件末尾）"
+    return f"{path}: TOML 语法错误：{message}"
 
 
 def _validate(model: type[BaseModel], path: Path, data: dict, text: str) -> Any:

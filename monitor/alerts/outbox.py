@@ -94,7 +94,7 @@ def fire(
 
 
 def retry_delay(attempts: int, cfg: AlertsConfig) -> timedelta:
-    return min(cfg.retry_base * (2 ** max(attempts - 1, 0)), cfg.retry_max)
+    return min(cfg.retry_base * (2 ** min(max(attempts - 1, 0), 20)), cfg.retry_max)
 
 
 def deliver_due(

@@ -28,9 +28,14 @@ def clock_line(c: ClockState, now: datetime) -> str:
     if c.met_at is not None:
         late = "（超时完成）" if c.met_at > c.due_at else ""
         return f"· {c.name}：已于 {show(c.met_at)} 完成{late}"
-    left = c.due_at - now
-    status = f"剩余 {show_delta(left)}" if left.total_seconds() > 0 else f"已超时 {show_delta(left)}"
-    return f"· {c.name}：{show(c.due_at)} 截止，{status}"
+    return f"· {c.name}：{show(c.due_at)} 截止，{time_left(c.due_at, now)}"
+
+
+def time_left(due_at: datetime, now: datetime) -> str:
+    left = due_at - now
+    if left.total_seconds() > 0:
+        return f"剩余 {show_delta(left)}"
+    return f"已超时 {show_delta(left)}" if left.total_seconds() <= -60 else "已到截止时间"
 
 
 def render(
@@ -49,7 +54,9 @@ def render(
         title = f"{head}回应时限提醒 #{incident.id}：{step.clock}剩余 {show_delta(clock.due_at - now)}"
     elif kind == "escalation" and step is not None:
         clock = next(c for c in clocks if c.name == step.clock)
-        title = f"{head}回应超时升级 #{incident.id}：{step.clock}已超时 {show_delta(now - clock.due_at)}"
+        over = now - clock.due_at
+        status = f"已超时 {show_delta(over)}" if over.total_seconds() >= 60 else "已到截止时间"
+        title = f"{head}回应超时升级 #{incident.id}：{step.clock}{status}"
     else:
         raise ValueError(f"unknown alert kind {kind!r}")
 

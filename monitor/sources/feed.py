@@ -72,7 +72,6 @@ _DROP = re.compile(r"<(script|style)\b.*?</\1\s*>", re.S | re.I)
 _BREAK = re.compile(r"<(?:br|/p|/div|/li|/h[1-6]|/tr)\b[^>]*>", re.I)
 _TAG = re.compile(r"<[^>]*>")
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
-_BLANK_LINES = re.compile(r"\n\s*\n+")
 
 
 def html_to_text(value: str) -> str:
@@ -83,7 +82,7 @@ def html_to_text(value: str) -> str:
     value = _TAG.sub("", value)
     value = html.unescape(value)
     value = _SPACES.sub(" ", value)
-    return _BLANK_LINES.sub("\n", value).strip()
+    return "\n".join(line.strip() for line in value.split("\n") if line.strip())
 
 
 def _published(entry) -> datetime | None:

@@ -1,0 +1,267 @@
+"""Real components for tests: HTTP servers on 127.0.0.1, SQLite files, apprise receivers."""
+
+from __future__ import annotations
+
+import gzip as gzip_mod
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from monitor import config as config_mod
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MONITOR_SHARED_DATA", REPO.parent / "shared" / "data"))
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def shared(relative: str) -> Path:
+    """A file of ../shared/data, or skip: those files are not ours to ship."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"shared data not available: {path} (set MONITOR_SHARED_DATA)")
+    return path
+
+
+# ---- a programmable HTTP server ------------------------------------------------------
+
+
+@dataclass
+class Route:
+    body: bytes = b""
+    status: int = 200
+    headers: dict = field(default_factory=dict)
+    etag: str | None = None
+    last_modified: str | None = None
+    gzip: bool = False
+    delay: float = 0.0
+    redirect_to: str | None = None
+
+
+class Server:
+    def __init__(self):
+        self.routes: dict[str, Route] = {}
+        self.requests: list[dict] = []
+        self.posts: list[dict] = []
+        self.fail_posts = 0
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                with server.lock:
+                    server.requests.append({"path": self.path, "headers": dict(self.headers), "at": time.monotonic()})
+                route = server.routes.get(self.path)
+                if route is None:
+                    return self._send(404, b"not found")
+                if route.delay:
+                    time.sleep(route.delay)
+                if route.redirect_to:
+                    return self._send(302, b"", {"Location": route.redirect_to})
+                if route.etag and self.headers.get("If-None-Match") == route.etag:
+                    return self._send(304, b"")
+                if route.last_modified and self.headers.get("If-Modified-Since") == route.last_modified:
+                    return self._send(304, b"")
+                headers = dict(route.headers)
+                if route.etag:
+                    headers["ETag"] = route.etag
+                if route.last_modified:
+                    headers["Last-Modified"] = route.last_modified
+                body = route.body
+                if route.gzip:
+                    body = gzip_mod.compress(body)
+                    headers["Content-Encoding"] = "gzip"
+                self._send(route.status, body, headers)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                with server.lock:
+                    failing = server.fail_posts > 0
+                    if failing:
+                        server.fail_posts -= 1
+                if failing:
+                    return self._send(500, b"down")
+                try:
+                    payload = json.loads(raw)
+                except ValueError:
+                    payload = {"raw": raw.decode("utf-8", "replace")}
+                with server.lock:
+                    server.posts.append({"path": self.path, "payload": payload})
+                self._send(200, b"ok")
+
+            def _send(self, status, body, headers=None):
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def titles(self) -> list[str]:
+        with self.lock:
+            return [p["payload"].get("title", "") for p in self.posts]
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def receiver():
+    """A local webhook that apprise json:// posts to."""
+    s = Server()
+    yield s
+    s.close()
+
+
+# ---- feeds ---------------------------------------------------------------------------
+
+
+def rss(items: list[dict], title: str = "测试订阅源") -> bytes:
+    from email.utils import format_datetime
+    from html import escape
+
+    parts = ['<?xml version="1.0" encoding="utf-8"?>', '<rss version="2.0"><channel>', f"<title>{escape(title)}</title>"]
+    for it in items:
+        pub = it.get("published")
+        parts.append(
+            "<item>"
+            + (f"<guid>{escape(it['id'])}</guid>" if it.get("id") else "")
+            + f"<title>{escape(it.get('title', ''))}</title>"
+            + (f"<link>{escape(it['link'])}</link>" if it.get("link") else "")
+            + f"<description>{escape(it.get('body', ''))}</description>"
+            + (f"<pubDate>{format_datetime(pub)}</pubDate>" if pub else "")
+            + "</item>"
+        )
+    parts.append("</channel></rss>")
+    return "\n".join(parts).encode("utf-8")
+
+
+# ---- configuration -------------------------------------------------------------------
+
+WATCHWORDS = """
+[[rule]]
+name = "危化品爆炸"
+terms = ["爆炸", "爆燃"]
+severity = "重大"
+category = "安全生产"
+department = "应急管理局"
+
+[[rule]]
+name = "黑臭水体"
+terms = ["黑臭", "发黑发臭"]
+severity = "一般"
+category = "环境保护"
+department = "生态环境局"
+"""
+
+
+def write_config(
+    directory: Path,
+    *,
+    receiver_url: str | None = None,
+    sources: list[tuple[str, str]] = (),
+    extra: str = "",
+    watchwords: str = WATCHWORDS,
+    database_url: str | None = None,
+) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "watchwords.toml").write_text(watchwords, encoding="utf-8")
+    target = receiver_url or "http://127.0.0.1:9/unused"
+    (directory / "apprise.yml").write_text(
+        "version: 1\nurls:\n  - " + target.replace("http://", "json://") + ":\n      tag: duty, lead, leader\n",
+        encoding="utf-8",
+    )
+    lines = [
+        'watchwords = "watchwords.toml"',
+        "[database]",
+        f'url = "{database_url or "sqlite:///" + str(directory / "monitor.db")}"',
+        "[daemon]",
+        f'state_dir = "{directory / "state"}"',
+        'poll_check = "1s"',
+        "[alerts]",
+        'apprise_config = "apprise.yml"',
+        'retry_base = "10s"',
+        'deliver_every = "1s"',
+        "[escalation]",
+        'tick = "1s"',
+    ]
+    # extra TOML may reopen [escalation]/[alerts]; keep it as complete tables appended last
+    text = "\n".join(lines) + "\n"
+    for name, url in sources:
+        text += f'\n[[source]]\nname = "{name}"\nurl = "{url}"\ninterval = "1m"\njitter = 0\n'
+    if extra:
+        text = _merge_tables(text, extra)
+    path = directory / "monitor.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _merge_tables(text: str, extra: str) -> str:
+    """Put keys of extra's [table] sections into the same tables of text (TOML forbids repeats)."""
+    import re
+
+    current = None
+    additions: dict[str, list[str]] = {}
+    tail: list[str] = []
+    for line in extra.strip().splitlines():
+        m = re.match(r"^\[([a-z_]+)\]\s*$", line.strip())
+        if m:
+            current = m.group(1)
+            continue
+        if current is None or line.strip().startswith("[["):
+            current = None
+            tail.append(line)
+        else:
+            additions.setdefault(current, []).append(line)
+    out = []
+    for line in text.splitlines():
+        out.append(line)
+        m = re.match(r"^\[([a-z_]+)\]\s*$", line.strip())
+        if m and m.group(1) in additions:
+            out.extend(additions.pop(m.group(1)))
+    for table, keys in additions.items():
+        out.append(f"[{table}]")
+        out.extend(keys)
+    out.extend(tail)
+    return "\n".join(out) + "\n"
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    def make(**kwargs) -> config_mod.Config:
+        return config_mod.load(write_config(tmp_path / "cfg", **kwargs))
+
+    return make
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=timezone.utc)

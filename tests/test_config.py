@@ -1,0 +1,114 @@
+from pathlib import Path
+
+import pytest
+
+from monitor import config
+from monitor.cli import main
+from monitor.config import ConfigError
+
+from .conftest import REPO, write_config
+
+
+def test_bundled_configs_are_valid():
+    for name in ("monitor.toml", "demo.toml"):
+        cfg = config.load(REPO / "config" / name)
+        assert [c.name for c in cfg.main.clock] == ["发布权威信息", "召开新闻发布会", "权威回应"]
+        assert cfg.rules
+
+
+def test_defaults_are_the_published_rules(tmp_path):
+    path = write_config(tmp_path)
+    cfg = config.load(path)
+    clocks = {c.name: (c.within.total_seconds() / 3600, tuple(c.severities)) for c in cfg.main.clock}
+    assert clocks == {
+        "发布权威信息": (5, ("特别重大", "重大")),
+        "召开新闻发布会": (24, ("特别重大", "重大")),
+        "权威回应": (48, ("较大", "一般")),
+    }
+
+
+def test_contract_rule_shape(tmp_path):
+    cfg = config.load(write_config(tmp_path))
+    rule = cfg.rules[0]
+    assert (rule.name, rule.terms, rule.severity, rule.category, rule.department) == (
+        "危化品爆炸", ["爆炸", "爆燃"], "重大", "安全生产", "应急管理局",
+    )
+
+
+def _problems(path: Path, watchwords=None) -> list[str]:
+    with pytest.raises(ConfigError) as e:
+        config.load(path, watchwords)
+    return e.value.problems
+
+
+def test_bad_severity_names_file_line_and_expected_values(tmp_path):
+    words = '[[rule]]\nname = "a"\nterms = ["爆炸"]\nseverity = "重大"\n\n[[rule]]\nname = "b"\nterms = ["x"]\nseverity = "严重"\n'
+    path = write_config(tmp_path, watchwords=words)
+    [problem] = _problems(path)
+    assert problem.startswith(f"{tmp_path / 'watchwords.toml'}:9: rule[2].severity")
+    assert "特别重大" in problem and "一般" in problem
+
+
+def test_unknown_key_and_bad_duration_are_located(tmp_path):
+    path = write_config(tmp_path, extra='[escalation]\nrepeat_evry = "2h"\n[incidents]\nwindow = "soon"\n')
+    problems = _problems(path)
+    text = path.read_text().splitlines()
+    by_key = {p.split(": ")[1].split("：")[0]: p for p in problems}
+    unknown = by_key["escalation.repeat_evry"]
+    assert "未知的配置项" in unknown
+    line = int(unknown.split(":")[1])
+    assert text[line - 1].startswith("repeat_evry")
+    window = by_key["incidents.window"]
+    assert "无法识别的时长" in window and text[int(window.split(":")[1]) - 1].startswith("window")
+
+
+def test_missing_field_in_second_source_is_located(tmp_path):
+    path = write_config(tmp_path, sources=[("a", "http://127.0.0.1/a")], extra='[[source]]\nname = "b"\n')
+    [problem] = _problems(path)
+    assert "source[2].url" in problem and "缺少必填项" in problem
+    line = int(problem.split(":")[1])
+    assert path.read_text().splitlines()[line - 1] == "[[source]]"
+
+
+def test_toml_syntax_error_keeps_position(tmp_path):
+    path = write_config(tmp_path)
+    lines = path.read_text().splitlines()
+    lines.insert(3, "broken = = 1")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    [problem] = _problems(path)
+    assert problem.startswith(f"{path}:4: TOML 语法错误") and "列" in problem
+
+
+def test_clock_table_must_cover_every_severity(tmp_path):
+    extra = '[[clock]]\nname = "只管重大"\nseverities = ["重大"]\nwithin = "5h"\n'
+    path = write_config(tmp_path, extra=extra)
+    [problem] = _problems(path)
+    assert "未覆盖" in problem and "一般" in problem
+
+
+def test_database_url_from_env_file_and_never_printed(tmp_path, monkeypatch, capsys):
+    secret_file = tmp_path / "db-url"
+    secret_file.write_text("postgresql+psycopg://monitor:s3cretpassw0rd@127.0.0.1:1/none\n")
+    path = write_config(tmp_path, extra=f'[database]\nurl_file = "{secret_file}"\n')
+    text = path.read_text().replace(f'url = "sqlite:///{tmp_path}/monitor.db"\n', "")
+    path.write_text(text)
+    cfg = config.load(path)
+    assert cfg.database_url().endswith("@127.0.0.1:1/none")
+    monkeypatch.setenv("MONITOR_DATABASE_URL", "sqlite:///" + str(tmp_path / "env.db"))
+    assert cfg.database_url().endswith("env.db")
+
+
+def test_check_config_cli(tmp_path, capsys, receiver):
+    good = write_config(tmp_path / "good", receiver_url=receiver.url("/hook"))
+    assert main(["check-config", "--config", str(good)]) == 0
+    assert "配置有效" in capsys.readouterr().out
+    bad = write_config(tmp_path / "bad", extra="[http]\ntimeout = -1\n")
+    assert main(["check-config", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "配置有误" in err and "http.timeout" in err and f"{bad}:" in err
+
+
+def test_tier_without_apprise_target_is_an_error(tmp_path, capsys):
+    path = write_config(tmp_path, extra='[[tier]]\nname = "值班员"\ntags = ["nobody"]\n')
+    assert main(["check-config", "--config", str(path)]) == 2
+    assert "nobody" in capsys.readouterr().err
