@@ -1,0 +1,151 @@
+"""The daemon as users run it: a real process, real signals, real systemd notifications."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from monitor import config as config_mod
+from monitor.clock import FakeClock, SystemClock
+from monitor.daemon import Daemon
+from monitor.store.models import Notification, Outbox, Post
+
+from .conftest import Route, rss, write_config
+
+
+def wait_for(condition, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def spawn(cfg: Path, env_extra=None) -> subprocess.Popen:
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+
+
+def scalar(db: Path, query: str):
+    engine = create_engine(f"sqlite:///{db}")
+    try:
+        with engine.connect() as c:
+            return c.execute(text(query)).scalar()
+    finally:
+        engine.dispose()
+
+
+def feed_items(n, start=0, minutes_ago=10):
+    now = SystemClock().now()
+    return [
+        {"id": f"item-{i}", "title": f"第{i}条：开发区化工厂爆炸" if i % 5 == 0 else f"第{i}条：市民留言", "body": "现场", "published": now - timedelta(minutes=minutes_ago)}
+        for i in range(start, start + n)
+    ]
+
+
+def test_systemd_ready_watchdog_and_clean_stop(tmp_path, server, receiver):
+    server.routes["/f"] = Route(rss(feed_items(3)))
+    cfg = write_config(tmp_path / "cfg", receiver_url=receiver.url("/hook"), sources=[("f", server.url("/f"))])
+    sock_path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    sock.settimeout(20)
+    proc = spawn(cfg, {"NOTIFY_SOCKET": sock_path, "WATCHDOG_USEC": "2000000"})
+    try:
+        messages = []
+        while not any("WATCHDOG=1" in m for m in messages):
+            messages.append(sock.recv(4096).decode())
+        assert messages[0].startswith("READY=1") or "READY=1" in messages
+        wait_for(lambda: receiver.titles(), what="the opening alert")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        while not any("STOPPING=1" in m for m in messages):
+            messages.append(sock.recv(4096).decode())
+    finally:
+        proc.kill()
+        sock.close()
+    err = proc.stderr.read().decode()
+    assert "监测已启动" in err and "已停止" in err
+
+
+def test_sigkill_and_restart_lose_nothing_and_send_nothing_twice(tmp_path, server, receiver):
+    server.routes["/f"] = Route(rss(feed_items(20)))
+    cfg = write_config(tmp_path / "cfg", receiver_url=receiver.url("/hook"), sources=[("f", server.url("/f"))])
+    cfg.write_text(cfg.read_text().replace('interval = "1m"', 'interval = "1s"'))
+    db = tmp_path / "cfg" / "monitor.db"
+    proc = spawn(cfg)
+    try:
+        wait_for(lambda: receiver.titles(), what="the first alert")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        # While it is down, the feed grows and a second incident's post appears.
+        server.routes["/f"] = Route(rss(feed_items(20) + feed_items(10, start=20) + [
+            {"id": "river", "title": "城东河道黑臭", "body": "", "published": SystemClock().now()}
+        ]))
+        proc = spawn(cfg)
+        wait_for(lambda: scalar(db, "select count(*) from posts") == 31, what="all posts")
+        wait_for(lambda: scalar(db, "select count(*) from outbox where state != 'sent'") == 0
+                 and scalar(db, "select count(*) from posts where processed_at is null") == 0
+                 and len(receiver.titles()) == scalar(db, "select count(*) from outbox"), what="delivery")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    finally:
+        proc.kill()
+    titles = receiver.titles()
+    assert len(titles) == len(set(titles)) == 2, titles  # one opening alert per incident, once
+    assert scalar(db, "select count(*) from incidents") == 2
+    assert scalar(db, "select count(distinct external_id) from posts") == 31
+
+
+def test_steps_missed_while_down_are_caught_up_once(tmp_path, server, receiver):
+    """In-process daemons sharing a fake clock: 6 h pass between two runs."""
+    clock = FakeClock(SystemClock().now())
+    server.routes["/f"] = Route(rss([{"id": "a", "title": "化工厂爆炸", "published": clock.now()}]))
+    cfg = config_mod.load(write_config(tmp_path / "cfg", receiver_url=receiver.url("/hook"), sources=[("f", server.url("/f"))]))
+
+    first = Daemon(cfg, clock)
+    first.start()
+    try:
+        wait_for(lambda: len(receiver.titles()) == 1, what="the opening alert")
+    finally:
+        first.stop()
+
+    clock.advance(timedelta(hours=6))
+    second = Daemon(cfg, clock)
+    second.start()  # the start-up tick fires what fell due while down
+    try:
+        wait_for(lambda: len(receiver.titles()) == 2, what="the caught-up escalation")
+    finally:
+        second.stop()
+    # 2.5 h and 4 h reminders are stale by now: superseded, logged, not sent.
+    assert "发布权威信息已超时 1小时" in receiver.titles()[1]
+
+    third = Daemon(cfg, clock)
+    third.start()
+    try:
+        time.sleep(1.5)  # a few ticks and deliveries: nothing new may go out
+    finally:
+        third.stop()
+    assert len(receiver.titles()) == 2
+    with third.app.sessions() as s:
+        rows = dict(s.execute(select(Notification.key, Notification.disposition)).all())
+    assert rows == {
+        "1:opened": "sent",
+        "1:发布权威信息:remind-50%": "superseded",
+        "1:发布权威信息:remind-1h-before": "superseded",
+        "1:发布权威信息:overdue-0": "sent",
+    }

@@ -1,0 +1,163 @@
+"""`monitor replay`: the contract (input lines, result shape, determinism) and the clocks."""
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from monitor.cli import main
+from monitor.clock import parse_iso
+
+from .conftest import shared, write_config
+
+POSTS = [
+    {"source": "weibo", "id": "p1", "url": "https://weibo.example/p1", "title": "化工厂爆炸", "body": "开发区化工厂发生爆炸，浓烟滚滚", "author": "网友甲", "published_at": "2026-11-20T08:00:00+08:00"},
+    {"source": "weibo", "id": "p2", "url": "https://weibo.example/p2", "title": "", "body": "爆燃现场周边已疏散", "author": "网友乙", "published_at": "2026-11-20T08:30:00+08:00"},
+    {"source": "12345", "id": "q1", "url": "https://12345.example/q1", "title": "南京市长江大桥堵车", "body": "早高峰", "author": "市民", "published_at": "2026-11-20T09:00:00+08:00"},
+]
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def files(tmp_path):
+    cfg = write_config(tmp_path / "cfg")
+    posts = write_jsonl(tmp_path / "posts.jsonl", POSTS)
+    return cfg, posts, tmp_path
+
+
+def run_replay(cfg, posts, out, *extra):
+    assert main(["replay", "--config", str(cfg), "--posts", str(posts), "--dry-run", "--out", str(out), *extra]) == 0
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_major_incident_without_action_escalates_after_5h_and_24h(files):
+    cfg, posts, tmp = files
+    result = run_replay(cfg, posts, tmp / "r.json")
+    [inc] = result["incidents"]
+    assert (inc["rule"], inc["severity"], inc["posts"]) == ("危化品爆炸", "重大", ["p1", "p2"])
+    assert inc["opened_at"] == "2026-11-20T08:00:00+08:00"
+    assert inc["clocks"] == [
+        {"name": "发布权威信息", "due_at": "2026-11-20T13:00:00+08:00", "met_at": None},
+        {"name": "召开新闻发布会", "due_at": "2026-11-21T08:00:00+08:00", "met_at": None},
+    ]
+    steps = {s["key"]: s for s in inc["steps"]}
+    five = steps["1:发布权威信息:overdue-0"]
+    assert (five["kind"], five["tier"], five["at"]) == ("escalation", "科室负责人", "2026-11-20T13:00:00+08:00")
+    day = steps["1:召开新闻发布会:overdue-0"]
+    assert (day["kind"], day["tier"], day["at"]) == ("escalation", "科室负责人", "2026-11-21T08:00:00+08:00")
+    assert steps["1:发布权威信息:remind-50%"]["at"] == "2026-11-20T10:30:00+08:00"
+    assert steps["1:发布权威信息:overdue-1"]["tier"] == "分管领导"
+    # Default --until: last event + 72 h; nothing after it.
+    last = max(parse_iso(s["at"]) for s in inc["steps"])
+    assert last <= parse_iso("2026-11-20T09:00:00+08:00") + timedelta(hours=72)
+    alerts = result["alerts"]
+    assert alerts[0]["title"] == "【重大】新舆情事件 #1：危化品爆炸" and alerts[0]["tags"] == ["duty"]
+    assert alerts[0]["at"] == "2026-11-20T08:00:00+08:00"
+    escalation = next(a for a in alerts if "升级" in a["title"])
+    assert escalation["tags"] == ["lead"] and "已升级至：科室负责人" in escalation["body"]
+    assert len(alerts) == len(inc["steps"]) + 1  # the opening alert, then one per step
+
+
+def test_actions_ack_met_close(files):
+    cfg, posts, tmp = files
+    actions = write_jsonl(tmp / "actions.jsonl", [
+        {"at": "2026-11-20T08:30:00+08:00", "post": "p2", "action": "ack"},
+        {"at": "2026-11-20T11:00:00+08:00", "post": "p1", "action": "met", "clock": "发布权威信息", "evidence": "https://gov.example/notice"},
+        {"at": "2026-11-21T07:00:00+08:00", "post": "p1", "action": "met", "clock": "召开新闻发布会"},
+        {"at": "2026-11-21T09:00:00+08:00", "post": "p1", "action": "close"},
+    ])
+    result = run_replay(cfg, posts, tmp / "r.json", "--actions", str(actions))
+    [inc] = result["incidents"]
+    assert [c["met_at"] for c in inc["clocks"]] == ["2026-11-20T11:00:00+08:00", "2026-11-21T07:00:00+08:00"]
+    assert [s["kind"] for s in inc["steps"]] == ["reminder", "reminder"]  # 10:30 for 5 h; 20:00 for 24 h
+    assert "errors" not in result
+
+
+def test_regrade_action_and_unknown_post_is_reported(files):
+    cfg, posts, tmp = files
+    more = write_jsonl(tmp / "more.jsonl", POSTS + [
+        {"source": "12345", "id": "q2", "title": "河道黑臭", "body": "", "published_at": "2026-11-20T10:00:00+08:00"},
+    ])
+    actions = write_jsonl(tmp / "a.jsonl", [
+        {"at": "2026-11-20T10:30:00+08:00", "post": "q2", "action": "regrade", "level": "重大"},
+        {"at": "2026-11-20T10:30:00+08:00", "post": "nope", "action": "ack"},
+    ])
+    result = run_replay(cfg, more, tmp / "r.json", "--actions", str(actions), "--until", "2026-11-20T16:00:00+08:00")
+    q2 = result["incidents"][1]
+    assert q2["severity"] == "重大" and [c["name"] for c in q2["clocks"]] == ["发布权威信息", "召开新闻发布会"]
+    assert any(s["key"] == "2:发布权威信息:overdue-0" and s["at"] == "2026-11-20T15:00:00+08:00" for s in q2["steps"])
+    assert result["errors"] == ["2026-11-20T10:30:00+08:00 ack: 帖文 nope 不属于任何事件"]
+
+
+def test_same_input_same_bytes(files):
+    cfg, posts, tmp = files
+    run_replay(cfg, posts, tmp / "a.json")
+    run_replay(cfg, posts, tmp / "b.json")
+    assert (tmp / "a.json").read_bytes() == (tmp / "b.json").read_bytes()
+
+
+def test_bad_input_line_is_named(files, capsys):
+    cfg, posts, tmp = files
+    bad = tmp / "bad.jsonl"
+    bad.write_text(json.dumps(POSTS[0]) + "\n{not json\n", encoding="utf-8")
+    assert main(["replay", "--config", str(cfg), "--posts", str(bad), "--dry-run", "--out", str(tmp / "x.json")]) == 2
+    assert f"{bad}:2" in capsys.readouterr().err
+    bad.write_text(json.dumps({**POSTS[0], "published_at": "yesterday"}) + "\n", encoding="utf-8")
+    assert main(["replay", "--config", str(cfg), "--posts", str(bad), "--dry-run", "--out", str(tmp / "x.json")]) == 2
+    assert "published_at" in capsys.readouterr().err
+
+
+def test_without_dry_run_alerts_go_to_the_channels(tmp_path, receiver):
+    cfg = write_config(tmp_path / "cfg", receiver_url=receiver.url("/hook"))
+    posts = write_jsonl(tmp_path / "p.jsonl", POSTS[:1])
+    out = tmp_path / "r.json"
+    assert main(["replay", "--config", str(cfg), "--posts", str(posts), "--out", str(out), "--until", "2026-11-20T13:00:00+08:00"]) == 0
+    result = json.loads(out.read_text())
+    assert receiver.titles() == [a["title"] for a in result["alerts"]]
+    assert len(receiver.titles()) == 4  # opened, 2 reminders, escalation at 13:00
+
+
+def test_replay_into_a_database_then_officer_cli(files, capsys):
+    cfg, posts, tmp = files
+    url = f"sqlite:///{tmp / 'history.db'}"
+    run_replay(cfg, posts, tmp / "r.json", "--database", url)
+    capsys.readouterr()
+    assert main(["incidents", "list", "--config", str(cfg), "--database", url]) == 0
+    out = capsys.readouterr().out
+    assert "#1【重大】待处置 危化品爆炸" in out and "已超时" in out
+    assert main(["incidents", "ack", "1", "--actor", "值班员甲", "--config", str(cfg), "--database", url]) == 0
+    assert main(["incidents", "met", "1", "发布权威信息", "--evidence", "https://gov/x", "--actor", "值班员甲", "--config", str(cfg), "--database", url]) == 0
+    assert "超时" in capsys.readouterr().out
+    assert main(["incidents", "met", "1", "不存在的时限", "--config", str(cfg), "--database", url]) == 1
+    assert "没有时限「不存在的时限」" in capsys.readouterr().err
+    assert main(["incidents", "regrade", "1", "特别重大", "--config", str(cfg), "--database", url]) == 0
+    assert main(["incidents", "close", "1", "--config", str(cfg), "--database", url]) == 0
+    capsys.readouterr()
+    assert main(["incidents", "show", "1", "--config", str(cfg), "--database", url]) == 0
+    out = capsys.readouterr().out
+    for expected in ("已关闭", "确认收到（值班员甲）", "登记回应（值班员甲）", "调整级别", "回应超时升级", "https://gov/x"):
+        assert expected in out
+    assert main(["incidents", "list", "--config", str(cfg), "--database", url]) == 0
+    assert "没有未关闭的事件" in capsys.readouterr().out
+
+
+def test_real_weibo_burst_of_the_2013_yaan_earthquake(tmp_path):
+    """Real posts of April 2013 (CED corpus): the 雅安地震 posts make one incident per burst."""
+    src = shared("weibo_ced/original_microblogs.jsonl")
+    rows = [json.loads(line) for line in src.open(encoding="utf-8")]
+    april = [r for r in rows if r["time_iso"].startswith("2013-04")]
+    posts = write_jsonl(tmp_path / "p.jsonl", [
+        {"source": "weibo", "id": r["thread_id"], "title": "", "body": r["text"], "published_at": r["time_iso"]} for r in april
+    ])
+    words = '[[rule]]\nname = "地震"\nterms = ["地震"]\nseverity = "特别重大"\ncategory = "自然灾害"\ndepartment = "应急管理局"\n'
+    cfg = write_config(tmp_path / "cfg", watchwords=words)
+    result = run_replay(cfg, posts, tmp_path / "r.json")
+    quake = [i for i in result["incidents"] if i["opened_at"].startswith("2013-04-20")]
+    assert len(quake) == 1
+    earthquake_posts = {r["thread_id"] for r in april if "地震" in r["text"] and r["time_iso"].startswith("2013-04-20")}
+    assert earthquake_posts <= set(quake[0]["posts"])
+    assert quake[0]["clocks"][0]["name"] == "发布权威信息"
