@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.clock import Clock, to_db
@@ -31,7 +31,7 @@ class Pipeline:
         # Polling and the tick run in different threads; one at a time may assign and fire.
         self._lock = threading.RLock()
 
-    def process_pending(self, batch: int = 200) -> int:
+    def process_pending(self, batch: int = 500) -> int:
         """Match every unprocessed post; returns how many posts were processed."""
         with self._lock:
             return self._process_pending(batch)
@@ -39,26 +39,28 @@ class Pipeline:
     def _process_pending(self, batch: int) -> int:
         done = 0
         while True:
-            with self.sessions() as session:
-                ids = session.scalars(
-                    select(Post.id).where(Post.processed_at.is_(None)).order_by(Post.id).limit(batch)
-                ).all()
-            if not ids:
-                return done
+            ids: list[int] = []
             try:
                 with self.sessions.begin() as session:
-                    for post_id in ids:
-                        self._process(session, session.get(Post, post_id))
+                    posts = session.scalars(
+                        select(Post).where(Post.processed_at.is_(None)).order_by(Post.id).limit(batch)
+                    ).all()
+                    ids = [p.id for p in posts]
+                    self._process(session, posts)
             except Exception:
+                if not ids:
+                    raise  # the store itself failed: the job reports it and the posts wait
                 log.exception("批量处理帖文失败，改为逐条处理以隔离出错的帖文")
                 for post_id in ids:
                     self._process_alone(post_id)
+            if not ids:
+                return done
             done += len(ids)
 
     def _process_alone(self, post_id: int) -> None:
         try:
             with self.sessions.begin() as session:
-                self._process(session, session.get(Post, post_id))
+                self._process(session, [session.get(Post, post_id)])
         except Exception as e:
             log.exception("处理帖文 %d 失败", post_id)
             with self.sessions.begin() as session:
@@ -66,21 +68,29 @@ class Pipeline:
                 post.processed_at = to_db(self.clock.now())
                 post.process_error = f"{type(e).__name__}: {e}"
 
-    def _process(self, session: Session, post: Post) -> None:
+    def _process(self, session: Session, posts: list[Post]) -> None:
         now = self.clock.now()
-        for match in self.matcher.match(post.title or "", post.body or ""):
-            session.add(
-                MatchRow(
-                    post_id=post.id,
-                    rule=match.rule.name,
-                    terms=match.terms,
-                    severity=match.rule.severity,
-                    category=match.rule.category,
-                    department=match.rule.department,
+        matches = []
+        for post in posts:
+            for match in self.matcher.match(post.title or "", post.body or ""):
+                matches.append(
+                    {
+                        "post_id": post.id,
+                        "rule": match.rule.name,
+                        "terms": match.terms,
+                        "severity": match.rule.severity,
+                        "category": match.rule.category,
+                        "department": match.rule.department,
+                    }
                 )
-            )
-            self.incidents.assign(session, post, match, now)
-        post.processed_at = to_db(now)
+                self.incidents.assign(session, post, match, now)
+        # Set-based writes: most posts match nothing and need only their processed mark.
+        if matches:
+            session.execute(insert(MatchRow), matches)
+        session.execute(
+            update(Post).where(Post.id.in_([p.id for p in posts])).values(processed_at=to_db(now)),
+            execution_options={"synchronize_session": False},
+        )
 
     def tick(self) -> int:
         with self._lock, self.sessions.begin() as session:

@@ -100,3 +100,24 @@ def test_word_boundary_on_real_fuzhou_12345_posts(tmp_path):
 
     assert len(kept) / len(substring) >= 0.9
     assert precision(kept) >= precision(substring) - 0.01
+
+
+def test_segmenting_only_candidate_blocks_equals_segmenting_everything(tmp_path):
+    """The speed-up must not change a single verdict: compare on real long posts."""
+    path = shared("complaints/fuzhou12345/fz12345_water_complaints_2016-2020.csv")
+    with path.open(encoding="utf-8") as f:
+        texts = [r["title"] + "\n" + r["content"] for r in csv.DictReader(f)][:300]
+    m = Matcher([RuleSpec("r", ("黑臭", "河道", "市长", "排污", "垃圾"), "一般")], cache_dir=tmp_path)
+    seg = m.segmenter
+    compared = 0
+    for text in texts:
+        norm = normalize(text)
+        found = m._occurrences(norm)
+        if not found:
+            continue
+        spans = [(s, e) for s, e, _ in found]
+        whole, windowed = seg.boundaries(norm), seg.boundaries(norm, spans)
+        for s, e in spans:
+            assert cuts_across(s, e, whole) == cuts_across(s, e, windowed), (text[s - 10 : e + 10], s, e)
+        compared += 1
+    assert compared > 100

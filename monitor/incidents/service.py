@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from monitor.alerts.channels import Channels
 from monitor.alerts.outbox import Alert, fire
@@ -26,6 +26,7 @@ from monitor.store.models import Clock, Event, Incident, IncidentPost, Notificat
 log = logging.getLogger(__name__)
 
 SYSTEM = "system"
+_RECENT = "monitor.recent_incidents"  # session.info key: rule -> incident seen in this transaction
 
 
 class ActionError(Exception):
@@ -82,16 +83,7 @@ class Incidents:
         """Join the open incident of the rule seen within the window, or open one."""
         rule = match.rule
         seen_at = clock_start(from_db(post.published_at), from_db(post.fetched_at))
-        incident = session.scalars(
-            select(Incident)
-            .where(
-                Incident.rule == rule.name,
-                Incident.state != "closed",
-                Incident.last_post_at >= to_db(seen_at - self.cfg.incidents.window),
-            )
-            .order_by(Incident.last_post_at.desc())
-            .limit(1)
-        ).first()
+        incident = self._open_incident(session, rule.name, seen_at)
         if incident is not None:
             session.add(IncidentPost(incident_id=incident.id, post_id=post.id, added_at=to_db(now)))
             incident.post_count += 1
@@ -120,6 +112,7 @@ class Incidents:
         )
         session.add(incident)
         session.flush()
+        session.info.setdefault(_RECENT, {})[rule.name] = incident
         session.add(IncidentPost(incident_id=incident.id, post_id=post.id, added_at=to_db(now)))
         for plan in plan_clocks(incident.severity, self.cfg.clock, seen_at):
             session.add(
@@ -132,6 +125,28 @@ class Incidents:
             self._fire_opened(session, incident, now)
         self._changed(incident, now)
         log.info("新建事件 #%d【%s】%s", incident.id, incident.severity, incident.title)
+        return incident
+
+    def _open_incident(self, session: Session, rule: str, seen_at: datetime) -> Incident | None:
+        """The open incident of this rule with a post within the window of seen_at.
+
+        A batch of posts about one event asks this again and again: the last answer per rule
+        is kept for the session (one transaction), and the store is asked only when it fails.
+        """
+        earliest = to_db(seen_at - self.cfg.incidents.window)
+        recent = session.info.setdefault(_RECENT, {})
+        cached = recent.get(rule)
+        if cached is not None and cached.state != "closed" and cached.last_post_at >= earliest:
+            return cached
+        incident = session.scalars(
+            select(Incident)
+            .options(lazyload(Incident.clocks))
+            .where(Incident.rule == rule, Incident.state != "closed", Incident.last_post_at >= earliest)
+            .order_by(Incident.last_post_at.desc())
+            .limit(1)
+        ).first()
+        if incident is not None:
+            recent[rule] = incident
         return incident
 
     # ---- escalation ----------------------------------------------------------------

@@ -77,7 +77,7 @@ class Matcher:
         found = self._occurrences(text)
         if not found:
             return []
-        cuts = self.segmenter.boundaries(text)
+        cuts = self.segmenter.boundaries(text, [(s, e) for s, e, _owners in found])
         hits: dict[str, list[TermHit]] = {}
         rejected: dict[str, list[TermHit]] = {}
         rules: dict[str, RuleSpec] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import threading
 from pathlib import Path
@@ -48,14 +49,48 @@ class Segmenter:
                 os.unlink(userdict)
             self._ready = True
 
-    def boundaries(self, text: str) -> set[int]:
-        """Offsets where one jieba word ends and the next begins."""
+    def boundaries(self, text: str, spans: list[tuple[int, int]] | None = None) -> set[int]:
+        """Offsets where one jieba word ends and the next begins.
+
+        With `spans`, only the blocks that hold them are segmented. jieba cuts each run of
+        Han/alphanumeric characters on its own (its re_han split), so the boundaries inside
+        those blocks are exactly those of segmenting the whole text, at a fraction of the cost.
+        """
         if not self._ready:
             self.initialize()
+        if spans is None:
+            windows = [(0, len(text))]
+        else:
+            windows = sorted({(_block_start(text, s), _block_end(text, e - 1)) for s, e in spans})
         cuts: set[int] = set()
-        for _word, start, _end in self._tokenizer.tokenize(text, HMM=True):
-            cuts.add(start)
+        done_to = -1
+        for start, end in windows:
+            if end <= done_to:
+                continue
+            start = max(start, done_to)
+            for _word, s, _e in self._tokenizer.tokenize(text[start:end], HMM=True):
+                cuts.add(start + s)
+            cuts.add(end)
+            done_to = end
         return cuts
+
+
+# jieba.re_han_default: the characters jieba keeps together in one block.
+_BLOCK = re.compile(r"[\u4E00-\u9FD5a-zA-Z0-9+#&\._%\-]")
+
+
+def _block_start(text: str, i: int) -> int:
+    while i > 0 and _BLOCK.match(text[i - 1]):
+        i -= 1
+    return i
+
+
+def _block_end(text: str, i: int) -> int:
+    n = len(text)
+    i += 1
+    while i < n and _BLOCK.match(text[i]):
+        i += 1
+    return i
 
 
 def cuts_across(start: int, end: int, cuts: set[int]) -> bool:
