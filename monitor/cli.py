@@ -101,6 +101,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except OSError as e:
+        print(f"无法读取或写入文件：{secrets.redact(str(e))}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(e, OperationalError):
+            # The driver's message names host and reason; the URL's password is redacted.
+            reason = secrets.redact(str(e.orig) if e.orig is not None else str(e)).strip().splitlines()[0]
+            print(f"无法连接或访问数据库：{reason}", file=sys.stderr)
+            return 1
+        raise
 
 
 def _dispatch(args) -> int:

@@ -1,0 +1,40 @@
+"""The command as a duty officer or an admin meets it."""
+
+from monitor.cli import main
+
+from .conftest import Route, rss, utc, write_config
+
+
+def test_sources_list_shows_state_and_last_error(tmp_path, server, capsys):
+    from monitor.app import build
+    from monitor.clock import FakeClock
+    from monitor.config import load
+    from monitor.sources.http import make_client
+    from monitor.sources.poll import Poller
+
+    server.routes["/ok"] = Route(rss([{"id": "1", "title": "留言", "published": utc(2026, 11, 20)}]))
+    server.routes["/bad"] = Route(b"gone", status=404)
+    path = write_config(tmp_path, sources=[("好来源", server.url("/ok")), ("坏来源", server.url("/bad"))])
+    cfg = load(path)
+    app = build(cfg, FakeClock(utc(2026, 11, 20, 1)), with_channels=False)
+    poller = Poller(app.sessions, make_client(cfg.main.http), cfg.main.http, app.clock)
+    for source in cfg.main.source:
+        poller.poll(source)
+    app.engine.dispose()
+    assert main(["sources", "list", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "好来源：正常；帖文 1 条；最近成功 2026-11-20 09:00" in out
+    assert "坏来源：失败（连续 1 次）" in out and "HTTP 404" in out
+
+
+def test_unreachable_database_is_one_clear_line_without_password(tmp_path, capsys):
+    path = write_config(tmp_path)
+    url = "postgresql+psycopg://monitor:Hunter2Secret@127.0.0.1:9/monitor"
+    assert main(["incidents", "list", "--config", str(path), "--database", url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("无法连接或访问数据库：") and "Hunter2Secret" not in err
+
+
+def test_missing_config_file(tmp_path, capsys):
+    assert main(["check-config", "--config", str(tmp_path / "nope.toml")]) == 2
+    assert "文件不存在" in capsys.readouterr().err
