@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.clock import Clock, to_db
@@ -42,6 +42,7 @@ class Pipeline:
             ids: list[int] = []
             try:
                 with self.sessions.begin() as session:
+                    _exclusive(session)
                     posts = session.scalars(
                         select(Post).where(Post.processed_at.is_(None)).order_by(Post.id).limit(batch)
                     ).all()
@@ -60,7 +61,11 @@ class Pipeline:
     def _process_alone(self, post_id: int) -> None:
         try:
             with self.sessions.begin() as session:
-                self._process(session, [session.get(Post, post_id)])
+                _exclusive(session)
+                post = session.get(Post, post_id)
+                if post.processed_at is not None:
+                    return
+                self._process(session, [post])
         except Exception as e:
             log.exception("处理帖文 %d 失败", post_id)
             with self.sessions.begin() as session:
@@ -94,4 +99,17 @@ class Pipeline:
 
     def tick(self) -> int:
         with self._lock, self.sessions.begin() as session:
+            _exclusive(session)
             return self.incidents.tick(session, self.clock.now())
+
+
+# Any 64-bit constant, the same in every instance: "monitor" in ASCII.
+_PG_LOCK = 0x6D6F6E69746F72
+
+
+def _exclusive(session: Session) -> None:
+    """Several instances may share one PostgreSQL: one at a time assigns posts and fires
+    steps (two would open the same incident twice). Held to the end of the transaction.
+    SQLite needs nothing: it has one writer at a time, and one process uses a file."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})

@@ -86,3 +86,44 @@ def test_postgresql_ingestion_is_idempotent(pg_url):
     with sessions.begin() as s:
         assert store_posts(s, sid, posts + [RawPost("id9", None, "t", "", None, now)], now) == 1
     engine.dispose()
+
+
+def test_two_instances_on_one_postgresql_process_each_post_once(pg_url, tmp_path):
+    """Two pipelines (as two daemons would) race over the same stored posts: every post is
+    matched once, each rule has one incident, each alert is logged once. (The unique match
+    key alone already rolls back the slower one here; the advisory lock is what keeps it so
+    when two instances pick different posts of one event.)"""
+    import threading
+
+    from sqlalchemy import func, select
+
+    from monitor.app import build
+    from monitor.clock import FakeClock
+    from monitor.config import load
+    from monitor.sources import RawPost
+    from monitor.store.models import Incident, Match, Notification
+    from monitor.store.posts import source_row, store_posts
+
+    from .conftest import utc
+
+    cfg = load(write_config(tmp_path / "cfg"))
+    clock = FakeClock(utc(2026, 11, 20, 8))
+    a = build(cfg, clock, database_url=pg_url, dry_run=True)
+    b = build(cfg, clock, database_url=pg_url, dry_run=True)
+    posts = [RawPost(f"p{i}", None, f"第{i}条：化工厂爆炸" if i % 3 == 0 else f"第{i}条：河道黑臭", "", None, clock.now()) for i in range(300)]
+    with a.sessions.begin() as s:
+        store_posts(s, source_row(s, "x", "http://x").id, posts, clock.now())
+    threads = [threading.Thread(target=app.pipeline.process_pending, kwargs={"batch": 20}) for app in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    a.pipeline.tick()
+    b.pipeline.tick()
+    with a.sessions() as s:
+        assert s.scalar(select(func.count(Match.id))) == 300
+        assert s.scalar(select(func.count(Incident.id))) == 2
+        assert s.scalar(select(func.sum(Incident.post_count))) == 300
+        assert s.scalar(select(func.count(Notification.id))) == 2
+    a.engine.dispose()
+    b.engine.dispose()
