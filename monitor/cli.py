@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from monitor import secrets
-from monitor.clock import SystemClock, from_db, parse_iso, show, show_delta
+from monitor.clock import SystemClock, from_db, parse_iso, show
 from monitor.config import ConfigError, load
 
 DEFAULT_CONFIG = "/etc/monitor/monitor.toml"

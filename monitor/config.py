@@ -194,7 +194,7 @@ class MainConfig(_Model):
     demo: DemoConfig | None = None
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "MainConfig":
+    def _unique_names(self) -> MainConfig:
         for what, items in (("source", self.source), ("clock", self.clock), ("tier", self.tier)):
             seen: set[str] = set()
             for item in items:
@@ -230,7 +230,7 @@ class RuleFile(_Model):
     rule: list[WatchRule] = []
 
     @model_validator(mode="after")
-    def _unique(self) -> "RuleFile":
+    def _unique(self) -> RuleFile:
         seen: set[str] = set()
         for r in self.rule:
             if r.name in seen:

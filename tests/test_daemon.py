@@ -1,6 +1,5 @@
 """The daemon as users run it: a real process, real signals, real systemd notifications."""
 
-import json
 import os
 import signal
 import socket
@@ -10,13 +9,12 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, select, text
 
 from monitor import config as config_mod
 from monitor.clock import FakeClock, SystemClock
 from monitor.daemon import Daemon
-from monitor.store.models import Notification, Outbox, Post
+from monitor.store.models import Notification
 
 from .conftest import Route, rss, write_config
 

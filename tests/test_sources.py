@@ -1,6 +1,7 @@
 """Polling real HTTP servers on 127.0.0.1: cache headers, limits, back-off, dedup."""
 
 import random
+from pathlib import Path
 from datetime import timedelta
 
 import pytest
@@ -170,7 +171,7 @@ def test_real_weibo_snapshots_overlap_dedup_by_guid(server, store, clock):
     poller = make_poller(store, clock)
     expected = set()
     for f in files:
-        body = open(f, "rb").read()
+        body = Path(f).read_bytes()
         expected |= {p.external_id for p in parse_feed(body)}
         server.routes["/weibo"] = Route(body)
         poller.poll(source(server.url("/weibo")))

@@ -41,7 +41,7 @@ class Channels:
             self._servers[_target_id(full)] = server
 
     @classmethod
-    def from_file(cls, path: Path) -> "Channels":
+    def from_file(cls, path: Path) -> Channels:
         if not path.is_file():
             raise ChannelError(f"告警通道配置文件不存在：{path}")
         config = apprise.AppriseConfig()

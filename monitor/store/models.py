@@ -103,7 +103,7 @@ class Incident(Base):
     # When the escalation tick next has work for this incident: found by index, not scan.
     next_step_at: Mapped[datetime | None] = mapped_column(DateTime)
 
-    clocks: Mapped[list["Clock"]] = relationship(
+    clocks: Mapped[list[Clock]] = relationship(
         back_populates="incident", order_by="Clock.due_at", lazy="selectin"
     )
 
