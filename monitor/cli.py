@@ -259,6 +259,7 @@ EVENT_NAMES = {
     "clock_met": "登记回应",
     "closed": "关闭",
     "regraded": "调整级别",
+    "start_moved": "起算时间提前（发现更早的帖文）",
 }
 
 

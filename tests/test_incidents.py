@@ -200,3 +200,14 @@ def test_tokens_never_reach_logs(make_config, receiver, capsys):
         assert secret not in " ".join(s.scalars(select(Outbox.target_display)).all())
         assert secret not in " ".join(s.scalars(select(Outbox.last_error)).all() or [""])
     w.app.engine.dispose()
+
+
+def test_earlier_post_found_later_moves_the_clocks_back(world):
+    world.clock.set(T0 + 2 * H)
+    world.post("化工厂爆炸", published=T0 + 2 * H)
+    world.post("一小时前就有人说化工厂爆燃", published=T0 + H)
+    [inc] = world.incidents()
+    assert from_db(inc.started_at) == T0 + H
+    assert {c.name: from_db(c.due_at) - T0 for c in inc.clocks} == {"发布权威信息": 6 * H, "召开新闻发布会": 25 * H}
+    with world.app.sessions() as s:
+        assert "start_moved" in s.scalars(select(Event.kind)).all()

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, lazyload
 from monitor.alerts.channels import Channels
 from monitor.alerts.outbox import Alert, fire
 from monitor.alerts.render import IncidentView, render
-from monitor.clock import from_db, to_db
+from monitor.clock import from_db, show, show_delta, to_db
 from monitor.config import MainConfig
 from monitor.incidents.clocks import clock_start, plan_clocks
 from monitor.incidents.escalation import ClockState, Policy, collapse, due_steps, next_step_at
@@ -90,11 +90,13 @@ class Incidents:
             incident.last_post_at = max(incident.last_post_at, to_db(seen_at))
             incident.terms = list(dict.fromkeys([*incident.terms, *match.terms]))
             self._event(session, incident, now, SYSTEM, "post_added", post=post.id, terms=match.terms)
+            if to_db(seen_at) < incident.started_at:
+                self._move_start(session, incident, seen_at, now, post)
             return incident
 
         if seen_at < now - self.cfg.incidents.max_post_age:
             # An old post found on a first poll must not page anyone for a long-past event.
-            log.info("帖文 %s 发布于 %s，早于 %s，不新建事件", post.external_id, seen_at, self.cfg.incidents.max_post_age)
+            log.info("帖文 %s 发布于 %s，早于 %s 前，不新建事件", post.external_id, show(seen_at), show_delta(self.cfg.incidents.max_post_age))
             return None
         incident = Incident(
             rule=rule.name,
@@ -126,6 +128,17 @@ class Incidents:
         self._changed(incident, now)
         log.info("新建事件 #%d【%s】%s", incident.id, incident.severity, incident.title)
         return incident
+
+    def _move_start(self, session: Session, incident: Incident, seen_at: datetime, now: datetime, post: Post) -> None:
+        """A post found later but published earlier: the clocks count from the first report."""
+        before = from_db(incident.started_at)
+        incident.started_at = to_db(seen_at)
+        plans = {p.name: p for p in plan_clocks(incident.severity, self.cfg.clock, seen_at)}
+        for clock in incident.clocks:
+            if clock.active and clock.met_at is None and clock.name in plans:
+                clock.started_at, clock.due_at = to_db(seen_at), to_db(plans[clock.name].due_at)
+        self._event(session, incident, now, SYSTEM, "start_moved", post=post.id, before=before.isoformat(), after=seen_at.isoformat())
+        self._changed(incident, now)
 
     def _open_incident(self, session: Session, rule: str, seen_at: datetime) -> Incident | None:
         """The open incident of this rule with a post within the window of seen_at.
