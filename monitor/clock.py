@@ -89,6 +89,13 @@ def show_delta(delta: timedelta) -> str:
     return f"{mins}分钟"
 
 
+def backoff(base: timedelta, failures: int, cap: timedelta) -> timedelta:
+    """base · 2^(failures-1), at most cap: the wait after the n-th failure in a row."""
+    if failures <= 0:
+        return base
+    return min(base * (2 ** min(failures - 1, 30)), max(cap, base))
+
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

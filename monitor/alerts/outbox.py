@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import secrets
 from monitor.alerts.channels import Channels
-from monitor.clock import Clock, from_db, to_db
+from monitor.clock import Clock, backoff, from_db, to_db
 from monitor.config import AlertsConfig
 from monitor.store.models import DeliveryAttempt, Notification, Outbox
 
@@ -94,7 +94,7 @@ def fire(
 
 
 def retry_delay(attempts: int, cfg: AlertsConfig) -> timedelta:
-    return min(cfg.retry_base * (2 ** min(max(attempts - 1, 0), 20)), cfg.retry_max)
+    return backoff(cfg.retry_base, attempts, cfg.retry_max)
 
 
 def deliver_due(

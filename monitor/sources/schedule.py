@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
+from monitor.clock import backoff
+
 
 def next_poll(
     now: datetime,
@@ -15,9 +17,9 @@ def next_poll(
     rng: random.Random,
     retry_after: timedelta | None = None,
 ) -> datetime:
-    delay = interval
-    if failures > 0:
-        delay = min(interval * (2 ** min(failures, 20)), max(max_backoff, interval))
+    # The first failure already waits twice the interval: a source that just failed is
+    # likely to fail again at once.
+    delay = backoff(interval * 2, failures, max_backoff) if failures > 0 else interval
     # Jitter spreads sources that share an interval so they do not hit at the same second.
     delay = delay * (1 + rng.uniform(-jitter, jitter))
     if retry_after is not None:
