@@ -18,7 +18,7 @@ from email.utils import format_datetime
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from monitor.config import Config
+from monitor.config import Config, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ class DemoServer:
         self.port = demo.port
         self.feeds = json.loads(cfg.resolve(demo.posts).read_text(encoding="utf-8"))
         self.alerts_log = cfg.resolve(demo.alerts_log)
+        self.alerts_log.parent.mkdir(parents=True, exist_ok=True)
+        self.config_path = cfg.path
         self.started = datetime.now(timezone.utc)
         self._server: ThreadingHTTPServer | None = None
 
@@ -89,7 +91,13 @@ class DemoServer:
                 self.send_response(200)
                 self.end_headers()
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        try:
+            self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        except OSError as e:
+            raise ConfigError([
+                f"演示端口 127.0.0.1:{self.port} 无法使用（{e.strerror}）：是否已有一个演示在运行？"
+                f"如需换端口，请同时修改 {self.config_path} 中 [demo] port 和各 [[source]] 的 url"
+            ]) from None
         threading.Thread(target=self._server.serve_forever, daemon=True, name="demo-http").start()
         log.info("演示数据源与告警接收端已在 http://127.0.0.1:%d 启动；告警同时写入 %s", self.port, self.alerts_log)
 
