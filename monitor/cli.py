@@ -78,6 +78,18 @@ def parser() -> argparse.ArgumentParser:
     _config_arg(q)
     _db_arg(q)
 
+    p = sub.add_parser("report", help="统计报告")
+    rs = p.add_subparsers(dest="report_command", required=True, metavar="子命令")
+    q = rs.add_parser("weekly", help="生成舆情回应周报（默认上一个完整的自然周）")
+    when = q.add_mutually_exclusive_group()
+    when.add_argument("--week", help="ISO 周次，如 2026-W47（北京时间）")
+    when.add_argument("--from", dest="date_from", metavar="DATE", help="起始日期 YYYY-MM-DD（与 --to 同用）")
+    q.add_argument("--to", dest="date_to", metavar="DATE", help="结束日期 YYYY-MM-DD（含当日）")
+    q.add_argument("--format", default="xlsx,docx,html,csv", help="输出格式，逗号分隔：xlsx,docx,html,csv")
+    q.add_argument("--out", default=".", help="输出目录（默认当前目录）")
+    _config_arg(q)
+    _db_arg(q)
+
     p = sub.add_parser("replay", help="以模拟时钟回放历史帖文，检验规则与提醒")
     _config_arg(p)
     p.add_argument("--watchwords", help="关键词规则文件（默认取配置文件中的 watchwords）")
@@ -130,7 +142,45 @@ def _dispatch(args) -> int:
         return _incidents(args)
     if args.command == "replay":
         return _replay(args)
+    if args.command == "report":
+        return _report_weekly(args)
     return 2
+
+
+def _report_weekly(args) -> int:
+    from monitor.reports.period import date_range, iso_week, last_complete_week
+    from monitor.reports.render import FORMATS
+    from monitor.reports.weekly import make_report
+
+    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        print(f"--format 取值无效：{','.join(unknown) or '（空）'}，应为 {','.join(FORMATS)} 中的一个或多个", file=sys.stderr)
+        return 2
+    now = SystemClock().now()
+    try:
+        if args.week:
+            period = iso_week(args.week)
+        elif args.date_from or args.date_to:
+            if not (args.date_from and args.date_to):
+                raise ValueError("--from 与 --to 需同时给出")
+            period = date_range(args.date_from, args.date_to)
+        else:
+            period = last_complete_week(now)
+    except ValueError as e:
+        print(f"统计期间有误：{e}", file=sys.stderr)
+        return 2
+    cfg, _engine_, sessions = _engine(args)
+    report, paths = make_report(sessions, cfg.main, period, now, formats, Path(args.out))
+    print(f"舆情回应周报 {period.label}（{period.title}）：")
+    for line in report.headline:
+        print(f"  {line}")
+    if report.font_note:
+        print(f"  注意：{report.font_note}")
+    print("已生成：")
+    for path in paths:
+        print(f"  {path}")
+    return 0
 
 
 def _check_config(args) -> int:

@@ -172,6 +172,31 @@ class DaemonConfig(_Model):
     _d = field_validator("poll_check", mode="before")(_duration)
 
 
+class ReportConfig(_Model):
+    """The weekly report (周报), made and sent by the daemon on a cron schedule."""
+
+    enabled: bool = True
+    cron: str = "0 9 * * 1"  # minute hour day month weekday, Beijing time: Monday 09:00
+    formats: list[Literal["xlsx", "docx", "html", "csv"]] = ["xlsx", "docx"]
+    tags: list[str] = ["lead", "leader"]
+    out_dir: str | None = None  # default: <state_dir>/reports
+    retry_base: timedelta = timedelta(minutes=5)
+    give_up_after: timedelta = timedelta(hours=12)
+
+    _d = field_validator("retry_base", "give_up_after", mode="before")(_duration)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from monitor.cron import crontab_trigger
+
+        try:
+            crontab_trigger(v, "Asia/Shanghai")
+        except ValueError as e:
+            raise ValueError(f"无法识别的 cron 表达式 {v!r}（应为 分 时 日 月 周，如 \"0 9 * * 1\"）：{e}") from None
+        return v
+
+
 class DemoConfig(_Model):
     """The bundled demo serves its own feed and alert receiver on loopback."""
 
@@ -191,6 +216,7 @@ class MainConfig(_Model):
     escalation: EscalationConfig = EscalationConfig()
     incidents: IncidentConfig = IncidentConfig()
     alerts: AlertsConfig = AlertsConfig()
+    report: ReportConfig = ReportConfig()
     demo: DemoConfig | None = None
 
     @model_validator(mode="after")

@@ -68,6 +68,11 @@ class Daemon:
         self.scheduler.add_job(self.poll_job, "interval", seconds=main.daemon.poll_check.total_seconds(), id="poll", next_run_time=self._soon())
         self.scheduler.add_job(self.tick_job, "interval", seconds=main.escalation.tick.total_seconds(), id="tick", next_run_time=self._soon())
         self.scheduler.add_job(self.deliver_job, "interval", seconds=main.alerts.deliver_every.total_seconds(), id="deliver", next_run_time=self._soon())
+        if main.report.enabled:
+            from monitor.reports.schedule import Reporter
+
+            self.reporter = Reporter(cfg, app.sessions, app.channels, self.clock)
+            self.scheduler.add_job(self.reporter.run_due, "interval", seconds=60, id="report", next_run_time=self._soon())
         watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
         if watchdog_usec:
             self.scheduler.add_job(self.watchdog_job, "interval", seconds=max(watchdog_usec / 2e6, 1), id="watchdog", executor="watchdog")

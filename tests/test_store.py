@@ -27,14 +27,14 @@ def test_migrations_match_models_and_sqlite_uses_wal(tmp_path):
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-    assert db.current_revision(engine) == "0001"
+    assert db.current_revision(engine) == "0002"
     engine.dispose()
 
 
 def test_db_upgrade_cli_hides_password(tmp_path, capsys):
     cfg = write_config(tmp_path)
     assert main(["db", "upgrade", "--config", str(cfg)]) == 0
-    assert "0001" in capsys.readouterr().out
+    assert "0002" in capsys.readouterr().out
     assert db.safe_url("postgresql+psycopg://u:hunter22@h/db") == "postgresql+psycopg://u:***@h/db"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from urllib.parse import quote, urlencode
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,13 +60,19 @@ class Channels:
             out.append(Target(_target_id(server.url()), _display(server), tag))
         return out
 
-    def send(self, target_id: str, title: str, body: str) -> tuple[bool, str | None]:
+    def send(self, target_id: str, title: str, body: str, attach: list[Path] | None = None) -> tuple[bool, str | None]:
         server = self._servers.get(target_id)
         if server is None:
             return False, "该通道已不在告警通道配置中"
+        extra = {}
+        if attach:
+            files = apprise.AppriseAttachment()
+            for path in attach:
+                files.add(_attachment_url(path))
+            extra["attach"] = files
         with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
             try:
-                ok = bool(server.notify(title=title, body=body, notify_type=apprise.NotifyType.WARNING))
+                ok = bool(server.notify(title=title, body=body, notify_type=apprise.NotifyType.WARNING, **extra))
             except Exception as e:  # a plugin bug must not stop the outbox
                 ok, captured_text = False, f"{type(e).__name__}: {e}"
                 return ok, secrets.redact(captured_text)
@@ -73,6 +80,14 @@ class Channels:
         if ok:
             return True, None
         return False, secrets.redact(text.splitlines()[-1] if text else "发送失败（通道未返回原因）")
+
+
+def _attachment_url(path: Path) -> str:
+    """Attach under an ASCII name: apprise encodes the whole Content-Disposition header of a
+    Chinese file name as one RFC 2047 word, which mail clients show garbled or not at all."""
+    stem = path.stem.replace("舆情周报_", "weekly-report-", 1)
+    name = "".join(c if c.isascii() else "_" for c in stem) + path.suffix
+    return "file://" + quote(str(path.resolve())) + "?" + urlencode({"name": name})
 
 
 def _display(server) -> str:

@@ -196,3 +196,21 @@ class DeliveryAttempt(Base):
     at: Mapped[datetime] = mapped_column(DateTime)
     ok: Mapped[bool] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class ReportRun(Base):
+    """One scheduled report: its unique scheduled time makes it run once, across restarts."""
+
+    __tablename__ = "report_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scheduled_at: Mapped[datetime] = mapped_column(DateTime, unique=True)
+    period: Mapped[str] = mapped_column(String(40))
+    # pending | sent | failed (given up) | skipped (before this installation ran)
+    state: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
+    sent_targets: Mapped[list] = mapped_column(JSON, default=list)  # who has it, so a retry skips them
+    files: Mapped[list] = mapped_column(JSON, default=list)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)

@@ -1,0 +1,147 @@
+"""The weekly report on a cron schedule, made and sent exactly once per scheduled time.
+
+Like escalation steps, a run is a row with a unique key (its scheduled time): a run missed
+while the daemon was down is made at start; one that fails is retried with back-off and,
+when given up, reported to the duty tier. Targets that already have the report are not
+sent it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor import secrets
+from monitor.alerts.channels import Channels
+from monitor.clock import SHANGHAI, Clock, backoff, from_db, show, to_db
+from monitor.config import Config
+from monitor.cron import crontab_trigger
+from monitor.reports.period import iso_week, last_complete_week
+from monitor.reports.weekly import make_report
+from monitor.store.models import ReportRun
+
+log = logging.getLogger(__name__)
+
+
+def last_fire_at(cron: str, now: datetime, since: datetime) -> datetime | None:
+    """The latest scheduled time in (since, now], or None."""
+    trigger = crontab_trigger(cron, SHANGHAI)
+    last = None
+    t = trigger.get_next_fire_time(None, since + timedelta(seconds=1))
+    while t is not None and t <= now:
+        last = t
+        t = trigger.get_next_fire_time(t, t + timedelta(seconds=1))
+    return last
+
+
+class Reporter:
+    def __init__(self, cfg: Config, sessions: sessionmaker[Session], channels: Channels | None, clock: Clock):
+        self.cfg = cfg
+        self.report_cfg = cfg.main.report
+        self.sessions = sessions
+        self.channels = channels
+        self.clock = clock
+
+    @property
+    def out_root(self) -> Path:
+        configured = self.report_cfg.out_dir
+        return self.cfg.resolve(configured) if configured else self.cfg.state_dir / "reports"
+
+    def run_due(self) -> int:
+        """Schedule what fell due and work the pending runs; returns how many were sent."""
+        self._schedule(self.clock.now())
+        sent = 0
+        now = self.clock.now()
+        with self.sessions() as session:
+            due = session.scalars(
+                select(ReportRun.id).where(ReportRun.state == "pending", ReportRun.next_attempt_at <= to_db(now)).order_by(ReportRun.scheduled_at)
+            ).all()
+        for run_id in due:
+            sent += self._attempt(run_id)
+        return sent
+
+    def _schedule(self, now: datetime) -> None:
+        with self.sessions.begin() as session:
+            latest = from_db(session.scalar(select(func.max(ReportRun.scheduled_at))))
+            fire = last_fire_at(self.report_cfg.cron, now, latest or now - timedelta(days=32))
+            if fire is None:
+                return
+            # The first time this installation looks, a past run is not made up for.
+            state = "pending" if latest is not None else "skipped"
+            period = last_complete_week(fire)
+            try:
+                with session.begin_nested():
+                    session.add(ReportRun(
+                        scheduled_at=to_db(fire), period=period.label, state=state, attempts=0,
+                        next_attempt_at=to_db(fire), sent_targets=[], files=[],
+                        last_error="监测系统在此之后才开始运行" if state == "skipped" else None,
+                    ))
+            except IntegrityError:
+                return  # another instance scheduled it
+        if state == "pending":
+            log.info("周报 %s 到期（计划 %s）", period.label, show(fire))
+
+    def _attempt(self, run_id: int) -> int:
+        now = self.clock.now()
+        with self.sessions.begin() as session:
+            run = session.get(ReportRun, run_id)
+            run.attempts += 1
+            label, sent_before, attempts, scheduled = run.period, list(run.sent_targets), run.attempts, from_db(run.scheduled_at)
+        error = None
+        sent = list(sent_before)
+        files: list[Path] = []
+        try:
+            period = iso_week(label)
+            report, files = make_report(self.sessions, self.cfg.main, period, now, list(self.report_cfg.formats), self.out_root / label)
+            attachments = [p for p in files if p.suffix in (".xlsx", ".docx", ".html", ".csv")]
+            title = f"舆情回应周报（{label}，{period.title}）"
+            body = "\n".join(report.headline + ["", "附件：" + "、".join(p.name for p in attachments)])
+            targets = {t.id: t for tag in self.report_cfg.tags for t in (self.channels.targets(tag) if self.channels else [])}
+            if not targets:
+                raise RuntimeError(f"标签 {self.report_cfg.tags} 没有任何发送目标")
+            failures = []
+            for target_id, target in targets.items():
+                if target_id in sent:
+                    continue
+                ok, why = self.channels.send(target_id, title, body, attachments)
+                if ok:
+                    sent.append(target_id)
+                    log.info("周报 %s 已发送至 %s", label, target.display)
+                else:
+                    failures.append(f"{target.display}：{why}")
+            if failures:
+                error = "；".join(failures)
+        except Exception as e:  # any failure is retried; the next attempt starts afresh
+            log.exception("生成或发送周报 %s 失败", label)
+            error = f"{type(e).__name__}: {e}"
+
+        with self.sessions.begin() as session:
+            run = session.get(ReportRun, run_id)
+            run.sent_targets, run.files = sent, [str(p) for p in files]
+            if error is None:
+                run.state, run.finished_at, run.last_error = "sent", to_db(now), None
+                return 1
+            run.last_error = secrets.redact(error)
+            if now - scheduled >= self.report_cfg.give_up_after:
+                run.state, run.finished_at = "failed", to_db(now)
+                log.error("周报 %s 放弃发送（已尝试 %d 次）：%s", label, attempts, run.last_error)
+                self._report_failure(label, attempts, run.last_error)
+            else:
+                run.next_attempt_at = to_db(now + backoff(self.report_cfg.retry_base, attempts, timedelta(hours=1)))
+                log.warning("周报 %s 第 %d 次发送失败，将重试：%s", label, attempts, run.last_error)
+        return 0
+
+    def _report_failure(self, label: str, attempts: int, error: str) -> None:
+        """Tell the duty tier: the leaders did not get their report."""
+        if self.channels is None:
+            return
+        title = f"周报发送失败：{label}"
+        body = f"舆情回应周报 {label} 已尝试 {attempts} 次仍未发送成功。\n最后错误：{error}\n可手动生成：monitor report weekly --week {label}"
+        for tag in self.cfg.main.tier[0].tags:
+            for target in self.channels.targets(tag):
+                self.channels.send(target.id, title, body)
