@@ -45,6 +45,13 @@ ACTIONS = [
 NOW = parse_iso("2026-11-23T09:00:00+08:00")
 
 
+def expected_charts() -> int:
+    """Three charts where a CJK font is installed; none (and a note) where it is not."""
+    from monitor.reports.charts import cjk_font
+
+    return 3 if cjk_font() else 0
+
+
 @pytest.fixture(scope="module")
 def week(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("week")
@@ -125,7 +132,7 @@ def test_xlsx_has_typed_cells_frozen_headers_and_no_formulas(week):
     for sheet in wb.worksheets:  # no cell anywhere is a formula
         for row in sheet.iter_rows():
             assert not any(c.data_type == "f" for c in row)
-    assert sum(1 for p in paths if p.suffix == ".png") == 3  # charts saved beside the workbook
+    assert sum(1 for p in paths if p.suffix == ".png") == expected_charts()  # saved beside the workbook
 
 
 def test_docx_has_tables_charts_and_the_text_as_typed(week):
@@ -134,7 +141,7 @@ def test_docx_has_tables_charts_and_the_text_as_typed(week):
     _report, files, *_ = week
     doc = Document(files[".docx"])
     assert doc.paragraphs[0].text == "舆情回应周报（2026-W47）"
-    assert len(doc.inline_shapes) == 3
+    assert len(doc.inline_shapes) == expected_charts()
     clock_table = next(t for t in doc.tables if t.rows[0].cells[0].text == "时限")
     assert [c.text for c in clock_table.rows[3].cells][:8] == ["权威回应", "48", "2", "1", "0", "1", "0", "50.0%"]
     texts = [c.text for t in doc.tables for r in t.rows for c in r.cells]
@@ -145,7 +152,7 @@ def test_html_escapes_post_text_and_embeds_charts(week):
     _report, files, *_ = week
     page = files[".html"].read_text(encoding="utf-8")
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert page.count("data:image/png;base64,") == 3
+    assert page.count("data:image/png;base64,") == expected_charts()
 
 
 def test_csv_is_excel_friendly_and_neutralised(week):
@@ -308,3 +315,30 @@ def test_report_that_keeps_failing_is_given_up_and_duty_is_told(week, tmp_path, 
     assert run.state == "failed" and "500" in run.last_error
     receiver.fail_posts = 0
     engine.dispose()
+
+
+def test_running_daemon_sends_the_monday_report(tmp_path, receiver):
+    """The daemon's own report job, at a simulated Monday 09:00, after a week it has seen."""
+    import time as _time
+
+    from monitor.daemon import Daemon
+
+    folder = tmp_path / "cfg"
+    write_config(folder, receiver_url=receiver.url("/hook"))
+    cfg = load(folder / "monitor.toml")
+    engine = db.make_engine(cfg.database_url())
+    db.upgrade(engine)
+    with db.session_factory(engine).begin() as s:  # this installation already ran last Monday
+        s.add(ReportRun(scheduled_at=datetime(2026, 11, 16, 1, 0), period="2026-W46", state="sent", attempts=1,
+                        next_attempt_at=datetime(2026, 11, 16, 1, 0), sent_targets=[], files=[]))
+    engine.dispose()
+    daemon = Daemon(cfg, FakeClock(parse_iso("2026-11-23T09:00:30+08:00")))
+    daemon.start()
+    try:
+        deadline = _time.monotonic() + 20
+        while not any(t.startswith("舆情回应周报（2026-W47") for t in receiver.titles()) and _time.monotonic() < deadline:
+            _time.sleep(0.05)
+    finally:
+        daemon.stop()
+    assert [t for t in receiver.titles() if t.startswith("舆情回应周报")] == ["舆情回应周报（2026-W47，2026年11月16日—11月22日）"]
+    assert (folder / "state" / "reports" / "2026-W47" / "舆情周报_2026-W47.xlsx").exists()
