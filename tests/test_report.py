@@ -2,7 +2,6 @@
 
 import csv
 import email
-import json
 import socket
 from datetime import datetime, timedelta
 from email.header import decode_header, make_header

@@ -6,7 +6,7 @@ import base64
 import csv
 import html
 import io
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
 from monitor.clock import show
