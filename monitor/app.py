@@ -46,6 +46,9 @@ def load_channels(cfg: Config) -> Channels:
         for tag in tier.tags
         if not channels.targets(tag)
     ]
+    for tag in cfg.main.health.tags:
+        if not channels.targets(tag):
+            problems.append(f"{cfg.path}: [health] 标签 {tag} 在 {cfg.apprise_path} 中没有任何告警地址")
     if cfg.main.report.enabled and not any(channels.targets(tag) for tag in cfg.main.report.tags):
         problems.append(
             f"{cfg.path}: [report] tags {cfg.main.report.tags} 在 {cfg.apprise_path} 中没有任何告警地址（周报无处发送；不需要可设 enabled = false）"

@@ -50,6 +50,15 @@ def parser() -> argparse.ArgumentParser:
     q = ss.add_parser("list", help="列出来源及其状态、最近错误")
     _config_arg(q)
     _db_arg(q)
+    q = ss.add_parser("test", help="抓取一次并显示将提取的内容（不写入数据库）")
+    q.add_argument("name", help="来源名称")
+    q.add_argument("--limit", type=int, default=10, help="最多显示几条（默认 10）")
+    _config_arg(q)
+    q = ss.add_parser("import-opml", help="把 OPML 订阅列表转换为 [[source]] 配置")
+    q.add_argument("file", help="OPML 文件")
+    q.add_argument("--out", help="写入此文件（不存在时新建；再在配置中加 source_files = [\"文件名\"]）；默认打印到终端")
+    q.add_argument("--interval", default="10m", help="抓取间隔（默认 10m）")
+    _config_arg(q)
 
     p = sub.add_parser("incidents", help="舆情事件：查看与处置")
     inc = p.add_subparsers(dest="incidents_command", required=True, metavar="子命令")
@@ -137,6 +146,10 @@ def _dispatch(args) -> int:
     if args.command == "db":
         return _db_upgrade(args)
     if args.command == "sources":
+        if args.sources_command == "test":
+            return _sources_test(args)
+        if args.sources_command == "import-opml":
+            return _sources_import_opml(args)
         return _sources_list(args)
     if args.command == "incidents":
         return _incidents(args)
@@ -232,10 +245,84 @@ def _sources_list(args) -> int:
             print(f"{name}{flag}：尚未抓取")
             continue
         state = "正常" if r.consecutive_failures == 0 else f"失败（连续 {r.consecutive_failures} 次）"
-        print(f"{name}{flag}：{state}；帖文 {r.posts_total} 条；最近成功 {show(from_db(r.last_success_at))}；下次 {show(from_db(r.next_poll_at))}")
+        if r.health_state == "quiet":
+            state += f"；沉寂（自 {show(from_db(r.health_since))} 起无新帖文）"
+        kind = {"feed": "订阅源", "json": "JSON 留言板", "html": "网页列表"}.get(r.kind, r.kind)
+        print(f"{name}{flag}【{kind}】：{state}；帖文 {r.posts_total} 条；最近成功 {show(from_db(r.last_success_at))}；"
+              f"最近新帖 {show(from_db(r.last_new_post_at))}；下次 {show(from_db(r.next_poll_at))}")
         print(f"    {r.url}")
         if r.last_error:
             print(f"    最近错误（{show(from_db(r.last_error_at))}）：{r.last_error}")
+    return 0
+
+
+def _sources_test(args) -> int:
+    from monitor.sources.feed import ParseError
+    from monitor.sources.http import FetchError, make_client
+    from monitor.sources.poll import Poller
+    from monitor.sources.polite import HostBusy
+
+    cfg = load(args.config)
+    source = next((s for s in cfg.main.source if s.name == args.name), None)
+    if source is None:
+        names = "、".join(s.name for s in cfg.main.source) or "（无）"
+        print(f"没有名为「{args.name}」的来源；已配置：{names}", file=sys.stderr)
+        return 2
+    clock = SystemClock()
+    with make_client(cfg.main.http) as client:
+        poller = Poller(sessions=None, client=client, http=cfg.main.http, clock=clock)
+        try:
+            read = poller.read(source, None, None, None, clock.now())
+        except (FetchError, ParseError, HostBusy) as e:
+            print(f"抓取失败：{secrets.redact(str(e))}", file=sys.stderr)
+            return 1
+    print(f"来源「{source.name}」：提取到 {len(read.posts)} 条（未写入数据库）")
+    for post in read.posts[: args.limit]:
+        print(f"- [{post.external_id}] {post.title or post.body[:40]}")
+        print(f"    发布：{show(post.published_at)}　作者：{post.author or '—'}　链接：{post.url or '—'}")
+        if post.replied is not None:
+            print(f"    答复：{post.reply_status or ('已答复' if post.replied else '未答复')}{'，' + show(post.reply_at) if post.reply_at else ''}")
+        if post.body and post.title:
+            print(f"    正文：{post.body[:80]}{'…' if len(post.body) > 80 else ''}")
+    for problem in read.problems:
+        print(f"  问题：{problem}", file=sys.stderr)
+    return 0
+
+
+def _sources_import_opml(args) -> int:
+    from monitor.sources.opml import OpmlError, read_opml, to_toml
+
+    try:
+        feeds = read_opml(Path(args.file).read_bytes())
+    except OpmlError as e:
+        print(f"{args.file}: {e}", file=sys.stderr)
+        return 2
+    existing_urls, existing_names = set(), set()
+    config_path = Path(args.config)
+    if config_path.exists():
+        cfg = load(config_path)
+        existing_urls = {s.url for s in cfg.main.source}
+        existing_names = {s.name for s in cfg.main.source}
+    fresh, names = [], set(existing_names)
+    for name, url in feeds:
+        if url in existing_urls:
+            continue
+        unique, n = name, 2
+        while unique in names:
+            unique, n = f"{name}（{n}）", n + 1
+        names.add(unique)
+        fresh.append((unique, url))
+    text = to_toml(fresh, args.interval)
+    skipped = len(feeds) - len(fresh)
+    if args.out:
+        out = Path(args.out)
+        if out.exists():
+            print(f"{out} 已存在，不覆盖；请换一个文件名", file=sys.stderr)
+            return 2
+        out.write_text("# 由 monitor sources import-opml 生成\n\n" + text, encoding="utf-8")
+        print(f"已写入 {len(fresh)} 个来源到 {out}（跳过已配置的 {skipped} 个）；在配置中加入 source_files = [\"{out.name}\"] 后生效")
+    else:
+        sys.stdout.write(text)
     return 0
 
 

@@ -47,12 +47,25 @@ class DatabaseConfig(_Model):
     url_file: str | None = None
 
 
+class HostPoliteness(_Model):
+    concurrency: int | None = Field(None, ge=1)
+    delay: timedelta | None = None
+
+    _d = field_validator("delay", mode="before")(_duration)
+
+
 class HttpConfig(_Model):
     timeout: float = Field(20.0, gt=0)
+    # Politeness towards each host: requests at once, and time between two request starts.
+    host_concurrency: int = Field(2, ge=1)
+    host_delay: timedelta = timedelta(seconds=1)
+    hosts: dict[str, HostPoliteness] = {}
     max_body_bytes: int = Field(5_000_000, gt=0)
     max_redirects: int = Field(5, ge=0)
     max_connections: int = Field(10, gt=0)
     user_agent: str = "zwyq-monitor/0.1 (public-opinion response monitor)"
+
+    _hd = field_validator("host_delay", mode="before")(_duration)
 
     @field_validator("user_agent")
     @classmethod
@@ -62,16 +75,45 @@ class HttpConfig(_Model):
         return v
 
 
+class FieldMap(_Model):
+    """Where each post field is in a board item: a dotted path into a JSON item, or a CSS
+    selector relative to an HTML item (`::text`, `::attr(name)`; `@name` is the item's own
+    attribute). A value with {placeholders} is a template over the JSON item's fields."""
+
+    id: str | None = None
+    title: str | None = None
+    body: str | None = None
+    author: str | None = None
+    published: str | None = None
+    url: str | None = None
+    reply_status: str | None = None
+    reply_text: str | None = None
+    reply_time: str | None = None
+
+
 class SourceConfig(_Model):
     name: str = Field(min_length=1)
-    type: Literal["feed"] = "feed"
+    type: Literal["feed", "json", "html"] = "feed"
     url: str
     interval: timedelta = timedelta(minutes=10)
     jitter: float = Field(0.1, ge=0, le=0.5)
     max_backoff: timedelta = timedelta(hours=6)
     enabled: bool = True
+    # ---- boards (type = "json" | "html") ----
+    method: Literal["GET", "POST"] = "GET"
+    headers: dict[str, str] = {}
+    body: str | None = None  # request body for POST; {page} is replaced
+    pages: int = Field(1, ge=1, le=50)  # pagination depth: {page} in url/body
+    first_page: int = 1
+    page_step: int = Field(1, ge=1)  # Tieba counts pn=0,50,100: first_page = 0, page_step = 50
+    items: str | None = None  # JSON: dotted path to the item list ("" = the document); HTML: CSS selector
+    fields: FieldMap | None = None
+    time_formats: list[str] = []  # strptime formats tried before the built-in ones
+    replied: list[str] = ["已办理", "已回复", "已答复", "已办结", "办结", "已处理"]
+    detail_body: str | None = None  # CSS selector: fetch each item's page for its body
+    quiet_after: timedelta | None = None  # alert when no new item for this long (default: learned)
 
-    _d = field_validator("interval", "max_backoff", mode="before")(_duration)
+    _d = field_validator("interval", "max_backoff", "quiet_after", mode="before")(_duration)
 
     @field_validator("url")
     @classmethod
@@ -79,6 +121,26 @@ class SourceConfig(_Model):
         if not v.startswith(("http://", "https://")):
             raise ValueError("应为 http:// 或 https:// 开头的地址")
         return v
+
+    @model_validator(mode="after")
+    def _board(self) -> "SourceConfig":
+        if self.type == "feed":
+            return self
+        if self.items is None:
+            raise ValueError(f"来源「{self.name}」（{self.type}）需要 items：条目列表的{'路径' if self.type == 'json' else ' CSS 选择器'}")
+        if self.fields is None or not (self.fields.id or self.fields.url):
+            raise ValueError(f"来源「{self.name}」需要 [source.fields] 中的 id 或 url（用于去重）")
+        if not (self.fields.title or self.fields.body or self.detail_body):
+            raise ValueError(f"来源「{self.name}」需要 fields.title、fields.body 或 detail_body 之一")
+        if self.pages > 1 and "{page}" not in self.url and "{page}" not in (self.body or ""):
+            raise ValueError(f"来源「{self.name}」pages > 1 时 url 或 body 中需要 {{page}}")
+        return self
+
+    def page_url(self, index: int) -> str:
+        return self.url.replace("{page}", str(self.first_page + index * self.page_step))
+
+    def page_body(self, index: int) -> str | None:
+        return None if self.body is None else self.body.replace("{page}", str(self.first_page + index * self.page_step))
 
 
 class ClockRule(_Model):
@@ -146,6 +208,9 @@ class IncidentConfig(_Model):
     window: timedelta = timedelta(hours=24)
     # Older posts are stored and matched but open no incident (a first poll of a long feed).
     max_post_age: timedelta = timedelta(days=3)
+    # A board's official reply (已办理) is recorded as evidence; name a clock here to let it
+    # meet that clock by itself (e.g. "权威回应"); empty: the officer confirms.
+    reply_meets: str = ""
 
     _d = field_validator("window", "max_post_age", mode="before")(_duration)
 
@@ -197,6 +262,18 @@ class ReportConfig(_Model):
         return v
 
 
+class HealthConfig(_Model):
+    """When a source gets one alert: failing N times in a row, or quiet for longer than usual."""
+
+    failures: int = Field(3, ge=1)
+    quiet_factor: float = Field(4.0, gt=1)  # quiet = no new item for this many usual gaps
+    quiet_min: timedelta = timedelta(hours=6)
+    quiet_default: timedelta = timedelta(hours=48)  # before the usual gap is known
+    tags: list[str] = []  # default: the first tier's tags
+
+    _d = field_validator("quiet_min", "quiet_default", mode="before")(_duration)
+
+
 class DemoConfig(_Model):
     """The bundled demo serves its own feed and alert receiver on loopback."""
 
@@ -205,8 +282,14 @@ class DemoConfig(_Model):
     alerts_log: str = "demo-alerts.log"
 
 
+class SourceFile(_Model):
+    source: list[SourceConfig] = []
+
+
 class MainConfig(_Model):
     watchwords: str | list[str] = "watchwords.toml"
+    # More [[source]] tables in files of their own (e.g. from `monitor sources import-opml`).
+    source_files: list[str] = []
     database: DatabaseConfig = DatabaseConfig()
     daemon: DaemonConfig = DaemonConfig()
     http: HttpConfig = HttpConfig()
@@ -217,6 +300,7 @@ class MainConfig(_Model):
     incidents: IncidentConfig = IncidentConfig()
     alerts: AlertsConfig = AlertsConfig()
     report: ReportConfig = ReportConfig()
+    health: HealthConfig = HealthConfig()
     demo: DemoConfig | None = None
 
     @model_validator(mode="after")
@@ -227,6 +311,8 @@ class MainConfig(_Model):
                 if item.name in seen:
                     raise ValueError(f"[[{what}]] 名称重复：{item.name}")
                 seen.add(item.name)
+        if self.incidents.reply_meets and self.incidents.reply_meets not in {c.name for c in self.clock}:
+            raise ValueError(f"[incidents] reply_meets = {self.incidents.reply_meets!r} 不是 [[clock]] 中的时限名称")
         covered = {s for c in self.clock for s in c.severities}
         missing = [s for s in SEVERITIES if s not in covered]
         if missing:
@@ -428,6 +514,23 @@ def load(path: str | Path, watchwords: str | Path | None = None) -> Config:
     data, text = _load_toml(path)
     main = _validate(MainConfig, path, data, text)
     cfg = Config(path, main, [])
+    if main.source_files:
+        extra: list[SourceConfig] = []
+        problems: list[str] = []
+        for name in main.source_files:
+            source_path = cfg.resolve(name)
+            try:
+                source_data, source_text = _load_toml(source_path)
+                extra.extend(_validate(SourceFile, source_path, source_data, source_text).source)
+            except ConfigError as e:
+                problems.extend(e.problems)
+        if problems:
+            raise ConfigError(problems)
+        names = [s.name for s in main.source] + [s.name for s in extra]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigError([f"{path}: 来源名称重复（含 source_files）：{'、'.join(dupes)}"])
+        cfg.main = main = main.model_copy(update={"source": [*main.source, *extra]})
     if watchwords is not None:
         rule_paths = [Path(watchwords).resolve()]
     else:

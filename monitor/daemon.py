@@ -24,6 +24,7 @@ from monitor.app import App, build, setup_logging
 from monitor.clock import Clock, SystemClock
 from monitor.config import Config
 from monitor.sources.http import make_client
+from monitor.sources import health
 from monitor.sources.poll import Poller
 from monitor.store.db import safe_url
 
@@ -55,6 +56,7 @@ class Daemon:
         self.poller = Poller(app.sessions, self.client, cfg.main.http, self.clock, random.Random())
         self.poller.register(cfg.main.source)
         caught_up = app.pipeline.process_pending()
+        app.pipeline.record_replies()
         fired = app.pipeline.tick()
         if caught_up or fired:
             log.info("启动补处理：帖文 %d 条，到期提醒/升级 %d 条", caught_up, fired)
@@ -94,7 +96,10 @@ class Daemon:
             with Pool(max_workers=min(self.cfg.main.daemon.workers, len(due))) as pool:
                 list(pool.map(self.poller.poll, due))
         self.app.pipeline.process_pending()
+        self.app.pipeline.record_replies()
         self.app.pipeline.tick()
+        with self.app.sessions.begin() as session:
+            health.check(session, self.cfg.main, self.app.channels, self.clock.now())
 
     def tick_job(self) -> None:
         self.app.pipeline.tick()

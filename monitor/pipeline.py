@@ -17,7 +17,7 @@ from monitor.clock import Clock, to_db
 from monitor.incidents.service import Incidents
 from monitor.matching.matcher import Matcher
 from monitor.store.models import Match as MatchRow
-from monitor.store.models import Post
+from monitor.store.models import IncidentPost, Post
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,23 @@ class Pipeline:
             update(Post).where(Post.id.in_([p.id for p in posts])).values(processed_at=to_db(now)),
             execution_options={"synchronize_session": False},
         )
+
+    def record_replies(self, batch: int = 500) -> int:
+        """Official replies seen on boards become evidence on the posts' incidents."""
+        with self._lock, self.sessions.begin() as session:
+            _exclusive(session)
+            posts = session.scalars(
+                select(Post)
+                .where(Post.replied.is_(True), Post.reply_recorded_at.is_(None), Post.processed_at.is_not(None))
+                .order_by(Post.id)
+                .limit(batch)
+            ).all()
+            now = self.clock.now()
+            for post in posts:
+                for incident_id in session.scalars(select(IncidentPost.incident_id).where(IncidentPost.post_id == post.id)):
+                    self.incidents.reply_seen(session, incident_id, post, now)
+                post.reply_recorded_at = to_db(now)
+            return len(posts)
 
     def tick(self) -> int:
         with self._lock, self.sessions.begin() as session:

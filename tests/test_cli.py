@@ -23,8 +23,8 @@ def test_sources_list_shows_state_and_last_error(tmp_path, server, capsys):
     app.engine.dispose()
     assert main(["sources", "list", "--config", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "好来源：正常；帖文 1 条；最近成功 2026-11-20 09:00" in out
-    assert "坏来源：失败（连续 1 次）" in out and "HTTP 404" in out
+    assert "好来源【订阅源】：正常；帖文 1 条；最近成功 2026-11-20 09:00" in out
+    assert "坏来源【订阅源】：失败（连续 1 次）" in out and "HTTP 404" in out
 
 
 def test_unreachable_database_is_one_clear_line_without_password(tmp_path, capsys):

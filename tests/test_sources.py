@@ -32,7 +32,7 @@ def clock():
 
 
 def make_poller(store, clock, **http):
-    cfg = HttpConfig(**http)
+    cfg = HttpConfig(**{"host_delay": "0s", **http})
     client = make_client(cfg)
     return Poller(store, client, cfg, clock, random.Random(1))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from monitor.clock import show, show_delta
 from monitor.incidents.escalation import ClockState, Step
@@ -78,4 +78,44 @@ def render(
         lines.append(f"确认收到：monitor incidents ack {incident.id}")
     target = step.clock if step is not None else (clocks[0].name if clocks else "时限名称")
     lines.append(f"登记回应：monitor incidents met {incident.id} {target} --evidence 链接")
+    return title, "\n".join(lines)
+
+
+def render_reply(
+    incident: IncidentView, post_title: str, status: str | None, text: str | None, url: str | None,
+    replied_at: datetime, pending_clocks: list[str],
+) -> tuple[str, str]:
+    title = f"【{incident.severity}】事件 #{incident.id} 已有官方答复，请确认是否完成回应"
+    lines = [
+        f"事件：#{incident.id} {incident.rule}（{incident.severity}）　责任部门：{incident.department or '—'}",
+        f"帖文：{post_title}",
+        f"答复状态：{status or '已答复'}　答复时间：{show(replied_at)}",
+    ]
+    if text:
+        lines.append(f"答复内容：{text[:200]}")
+    if url:
+        lines.append(f"链接：{url}")
+    lines += [f"确认完成：monitor incidents met {incident.id} {name} --evidence {url or '链接'}" for name in pending_clocks]
+    return title, "\n".join(lines)
+
+
+def render_source_health(
+    kind: str, name: str, url: str, since: datetime, now: datetime, failures: int, last_error: str | None,
+    last_success: datetime | None, usual_gap: timedelta | None,
+) -> tuple[str, str]:
+    """Alerts about a source itself: failing, gone quiet, or working again."""
+    if kind == "failing":
+        title = f"【数据源异常】来源「{name}」连续 {failures} 次抓取失败"
+    elif kind == "quiet":
+        usual = f"（通常约 {show_delta(usual_gap)} 就有新帖文）" if usual_gap else ""
+        title = f"【数据源沉寂】来源「{name}」已 {show_delta(now - since)} 没有新帖文{usual}"
+    else:
+        title = f"【数据源恢复】来源「{name}」已恢复正常"
+    lines = [f"来源：{name}", f"地址：{url}", f"最近成功：{show(last_success)}"]
+    if kind == "failing" and last_error:
+        lines.append(f"最近错误：{last_error}")
+    if kind == "recovered":
+        lines.append(f"异常开始于：{show(since)}，持续 {show_delta(now - since)}")
+    else:
+        lines.append(f"检查：monitor sources test {name}")
     return title, "\n".join(lines)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, lazyload
 
 from monitor.alerts.channels import Channels
 from monitor.alerts.outbox import Alert, fire
-from monitor.alerts.render import IncidentView, render
+from monitor.alerts.render import IncidentView, render, render_reply
 from monitor.clock import from_db, show, show_delta, to_db
 from monitor.config import MainConfig
 from monitor.incidents.clocks import clock_start, plan_clocks
@@ -285,6 +285,27 @@ class Incidents:
         self._event(session, incident, now, actor, "regraded", before=before, after=level, clocks=sorted(plans))
         self._changed(incident, now)
         return incident
+
+    def reply_seen(self, session: Session, incident_id: int, post: Post, now: datetime) -> None:
+        """A board shows an official reply to one of the incident's posts: evidence."""
+        incident = self.get(session, incident_id)
+        replied_at = min(from_db(post.reply_at) or now, now)
+        self._event(session, incident, now, SYSTEM, "reply_seen", post=post.id, status=post.reply_status,
+                    reply_at=replied_at.isoformat(), text=(post.reply_text or "")[:300], url=post.url)
+        clock_name = self.cfg.incidents.reply_meets
+        clock = next((c for c in incident.clocks if c.name == clock_name and c.active and c.met_at is None), None)
+        if clock is not None and incident.state != "closed":
+            evidence = post.url or f"留言板答复（{post.reply_status or '已答复'}）"
+            self.met(session, incident_id, clock_name, "system:留言板答复", replied_at, evidence)
+            return
+        if incident.state == "closed":
+            return
+        tier = self.cfg.tier[0]
+        pending = [c.name for c in self.clock_states(incident) if c.met_at is None]
+        title, body = render_reply(self.view(incident), post.title or post.body[:60], post.reply_status, post.reply_text,
+                                   post.url, replied_at, pending)
+        alert = Alert(f"{incident.id}:reply:{post.id}", incident.id, None, "reply", 0, tuple(tier.tags), now, title, body)
+        fire(session, alert, now, self.alerting.channels, self.alerting.disposition)
 
     @staticmethod
     def _event(session: Session, incident: Incident, now: datetime, actor: str, kind: str, **data) -> None:

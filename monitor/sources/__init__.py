@@ -16,3 +16,8 @@ class RawPost:
     body: str
     author: str | None
     published_at: datetime | None  # aware UTC, or None when the source gives none
+    # Boards that show an official reply: None when the source has no such thing.
+    reply_status: str | None = None
+    replied: bool | None = None
+    reply_text: str | None = None
+    reply_at: datetime | None = None

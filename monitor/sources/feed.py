@@ -7,7 +7,6 @@ relative-URI resolution off: they double its time, and we extract plain text any
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import html
 import re
@@ -17,6 +16,7 @@ from datetime import datetime, timezone
 import feedparser
 
 from monitor.sources import RawPost
+from monitor.sources.decode import decode
 
 
 class ParseError(Exception):
@@ -24,44 +24,11 @@ class ParseError(Exception):
 
 
 _XML_DECL = re.compile(rb"^<\?xml[^>]*?\?>")
-_DECL_ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._\-]+)["']""")
-_HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._\-]+)", re.I)
-_GB = {"gb2312", "gbk", "gb18030", "x-gbk", "cp936", "euc-cn", "gb_2312-80", "csgb2312", "x-euc-cn"}
-
-
-def _codec(name: str | None) -> str | None:
-    if not name:
-        return None
-    name = name.lower()
-    if name in _GB:
-        return "gb18030"
-    try:
-        return codecs.lookup(name).name
-    except LookupError:
-        return None
 
 
 def to_utf8(body: bytes, content_type: str | None = None) -> bytes:
     """Decode with the best evidence and re-encode as UTF-8 with a matching declaration."""
-    if body.startswith(codecs.BOM_UTF8):
-        text = body[3:].decode("utf-8", "replace")
-    elif body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        text = body.decode("utf-16", "replace")
-    else:
-        stripped = body.lstrip()
-        try:
-            text = stripped.decode("utf-8")
-        except UnicodeDecodeError:
-            declared = _DECL_ENCODING.search(stripped[:200]) if stripped.startswith(b"<?xml") else None
-            header = _HEADER_CHARSET.search(content_type or "")
-            encoding = (
-                _codec(declared.group(1).decode("ascii")) if declared else None
-            ) or _codec(header.group(1) if header else None)
-            # Undeclared non-UTF-8 on Chinese sites is nearly always GB-family.
-            if encoding in (None, "utf-8", "ascii", "latin-1", "cp1252"):
-                encoding = "gb18030"
-            text = stripped.decode(encoding, "replace")
-    text = text.lstrip("\ufeff \t\r\n")
+    text = decode(body.lstrip(), content_type).lstrip("\ufeff \t\r\n")
     data = text.encode("utf-8")
     if data.startswith(b"<?xml"):
         data = _XML_DECL.sub(b'<?xml version="1.0" encoding="utf-8"?>', data, count=1)

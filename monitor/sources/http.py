@@ -64,17 +64,20 @@ def fetch(
     last_modified: str | None,
     max_bytes: int,
     now: datetime,
+    method: str = "GET",
+    extra_headers: dict[str, str] | None = None,
+    content: str | None = None,
 ) -> Fetched:
-    headers = {}
+    headers = dict(extra_headers or {})
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     try:
-        with client.stream("GET", url, headers=headers) as response:
+        with client.stream(method, url, headers=headers, content=content.encode("utf-8") if content is not None else None) as response:
             if response.status_code == 304:
                 return Fetched(304, None, etag, last_modified, None)
-            if response.status_code >= 400:
+            if response.status_code >= 400 or response.status_code < 200:
                 raise FetchError(
                     f"HTTP {response.status_code} {response.reason_phrase}",
                     _retry_after(response.headers.get("Retry-After"), now),

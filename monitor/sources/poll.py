@@ -1,24 +1,29 @@
-"""Polling feed sources: one function tells the story of one poll."""
+"""Polling sources: one function tells the story of one poll."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import random
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import secrets
-from monitor.clock import Clock, show_delta, to_db
+from monitor.clock import Clock, from_db, show_delta, to_db
 from monitor.config import HttpConfig, SourceConfig
+from monitor.sources import RawPost
+from monitor.sources.board import parse_detail_body, parse_html_board, parse_json_board
+from monitor.sources.decode import decode
 from monitor.sources.feed import ParseError, parse_feed
-from monitor.sources.http import FetchError, fetch
+from monitor.sources.http import Fetched, FetchError, fetch
+from monitor.sources.polite import HostBusy, HostGate
 from monitor.sources.schedule import next_poll
-from monitor.store.models import Source
+from monitor.store.models import Post, Source
 from monitor.store.posts import source_row, store_posts
 
 log = logging.getLogger(__name__)
@@ -32,6 +37,18 @@ class PollResult:
     error: str | None = None
 
 
+@dataclass
+class Read:
+    """What one fetch of a source gave: its posts and the validators for the next poll."""
+
+    status: str  # changed | not_modified | unchanged
+    posts: list[RawPost] = field(default_factory=list)
+    etag: str | None = None
+    last_modified: str | None = None
+    digest: str | None = None  # None: read again next time even if the bytes look the same
+    problems: list[str] = field(default_factory=list)  # items skipped, e.g. a detail page failed
+
+
 class Poller:
     def __init__(
         self,
@@ -40,12 +57,14 @@ class Poller:
         http: HttpConfig,
         clock: Clock,
         rng: random.Random | None = None,
+        gate: HostGate | None = None,
     ):
         self.sessions = sessions
         self.client = client
         self.http = http
         self.clock = clock
         self.rng = rng or random.Random()
+        self.gate = gate or HostGate(http)
 
     def register(self, sources: list[SourceConfig]) -> None:
         """Make sure every configured source has its row (and so its state) in the store."""
@@ -67,45 +86,129 @@ class Poller:
             row = source_row(session, cfg.name, cfg.url, cfg.type)
             source_id, etag, modified, known_hash = row.id, row.etag, row.last_modified, row.body_hash
         try:
-            fetched = fetch(self.client, cfg.url, etag=etag, last_modified=modified, max_bytes=self.http.max_body_bytes, now=now)
-            if fetched.not_modified:
-                return self._succeeded(cfg, source_id, "not_modified")
-            digest = hashlib.sha256(fetched.body).hexdigest()
-            if digest == known_hash:
-                # Many sites ignore conditional GET; an identical body is not parsed again.
-                return self._succeeded(cfg, source_id, "unchanged", fetched.etag, fetched.last_modified)
-            posts = parse_feed(fetched.body, fetched.content_type)
+            read = self.read(cfg, etag, modified, known_hash, now, source_id)
+            if read.status != "changed":
+                return self._succeeded(cfg, source_id, read)
             with self.sessions.begin() as session:
-                new = store_posts(session, source_id, posts, now)
-                self._record_success(session, cfg, source_id, new, fetched.etag, fetched.last_modified, digest)
+                new = store_posts(session, source_id, read.posts, now)
+                self._record_success(session, cfg, source_id, new, read)
             if new:
                 log.info("来源「%s」新增 %d 条帖文", cfg.name, new)
-            return PollResult(cfg.name, "new", new)
-        except (FetchError, ParseError) as e:
-            return self._failed(cfg, source_id, str(e), getattr(e, "retry_after", None))
+            return PollResult(cfg.name, "new", new, "；".join(read.problems) or None)
+        except (FetchError, ParseError, HostBusy) as e:
+            retry_after = getattr(e, "retry_after", None) or (timedelta(seconds=e.seconds) if isinstance(e, HostBusy) else None)
+            return self._failed(cfg, source_id, str(e), retry_after)
         except Exception as e:  # a bug in one source must never stop the others
             log.exception("来源「%s」轮询出现意外错误", cfg.name)
             return self._failed(cfg, source_id, f"内部错误：{type(e).__name__}: {e}", None)
 
-    def _succeeded(self, cfg, source_id, status, etag=None, modified=None) -> PollResult:
-        with self.sessions.begin() as session:
-            self._record_success(session, cfg, source_id, 0, etag, modified, None)
-        return PollResult(cfg.name, status, 0)
+    # ---- reading, storing nothing: also what `monitor sources test` shows ----------
 
-    def _record_success(self, session, cfg: SourceConfig, source_id, new, etag, modified, digest) -> None:
+    def read(self, cfg: SourceConfig, etag, modified, known_hash, now: datetime, source_id: int | None = None) -> Read:
+        if cfg.type == "feed":
+            fetched = self._get(cfg, cfg.url, etag, modified)
+            if fetched.not_modified:
+                return Read("not_modified")
+            digest = hashlib.sha256(fetched.body).hexdigest()
+            if digest == known_hash:
+                # Many sites ignore conditional GET; an identical body is not parsed again.
+                return Read("unchanged", etag=fetched.etag, last_modified=fetched.last_modified)
+            return Read("changed", parse_feed(fetched.body, fetched.content_type), fetched.etag, fetched.last_modified, digest)
+        return self._read_board(cfg, etag, modified, known_hash, now, source_id)
+
+    def _read_board(self, cfg: SourceConfig, etag, modified, known_hash, now: datetime, source_id) -> Read:
+        parse = parse_json_board if cfg.type == "json" else parse_html_board
+        posts: list[RawPost] = []
+        hashes = []
+        first: Fetched | None = None
+        for index in range(cfg.pages):
+            url = cfg.page_url(index)
+            conditional = index == 0 and cfg.method == "GET"
+            fetched = self._get(cfg, url, etag if conditional else None, modified if conditional else None, cfg.page_body(index))
+            if index == 0:
+                if fetched.not_modified:
+                    return Read("not_modified")
+                first = fetched
+            hashes.append(hashlib.sha256(fetched.body).hexdigest())
+            page = parse(decode(fetched.body, fetched.content_type), cfg, url, now)
+            if not page:
+                if index == 0:
+                    raise ParseError(f"第 1 页没有找到任何条目：页面结构可能已改变，请检查 items「{cfg.items}」")
+                break
+            posts.extend(page)
+        digest = hashlib.sha256("".join(hashes).encode()).hexdigest()
+        if digest == known_hash:
+            return Read("unchanged", etag=first.etag, last_modified=first.last_modified)
+        read = Read("changed", posts, first.etag, first.last_modified, digest)
+        if cfg.detail_body:
+            self._fetch_details(cfg, read, source_id)
+        return read
+
+    def _fetch_details(self, cfg: SourceConfig, read: Read, source_id) -> None:
+        """Bodies from each new item's own page. An item whose page fails is not stored at
+        all (never half a post) and the list is read again next time to retry it."""
+        known: set[str] = set()
+        if source_id is not None:
+            ids = [p.external_id for p in read.posts]
+            with self.sessions() as session:
+                known = set(session.scalars(select(Post.external_id).where(Post.source_id == source_id, Post.external_id.in_(ids))))
+        kept = []
+        for post in read.posts:
+            if post.external_id in known or not post.url:
+                kept.append(post)  # reply state and the like still update from the list
+                continue
+            try:
+                page = self._get(cfg, post.url, None, None, None, method="GET")
+                body = parse_detail_body(decode(page.body, page.content_type), cfg.detail_body)
+            except (FetchError, ParseError, HostBusy) as e:
+                read.problems.append(f"详情页 {post.url}：{e}")
+                continue
+            kept.append(RawPost(**{**post.__dict__, "body": body or post.body}))
+        if len(kept) < len(read.posts):
+            read.digest = None
+        read.posts = kept
+
+    def _get(self, cfg: SourceConfig, url: str, etag, modified, body=None, method: str | None = None) -> Fetched:
+        host = urlsplit(url).hostname or ""
+        try:
+            with self.gate.slot(host):
+                return fetch(
+                    self.client, url, etag=etag, last_modified=modified, max_bytes=self.http.max_body_bytes,
+                    now=self.clock.now(), method=method or cfg.method, extra_headers=cfg.headers, content=body,
+                )
+        except FetchError as e:
+            if e.retry_after:
+                self.gate.pause(host, e.retry_after)
+            raise
+
+    # ---- recording the outcome -----------------------------------------------------
+
+    def _succeeded(self, cfg, source_id, read: Read) -> PollResult:
+        with self.sessions.begin() as session:
+            self._record_success(session, cfg, source_id, 0, read)
+        return PollResult(cfg.name, read.status, 0)
+
+    def _record_success(self, session, cfg: SourceConfig, source_id, new: int, read: Read) -> None:
         now = self.clock.now()
         row = session.get(Source, source_id)
         if row.consecutive_failures:
             log.info("来源「%s」已恢复（此前连续失败 %d 次）", cfg.name, row.consecutive_failures)
-        row.etag = etag or row.etag
-        row.last_modified = modified or row.last_modified
-        if digest:
-            row.body_hash = digest
+        row.etag = read.etag or row.etag
+        row.last_modified = read.last_modified or row.last_modified
+        if read.status == "changed":
+            row.body_hash = read.digest
         row.last_polled_at = row.last_success_at = to_db(now)
         row.consecutive_failures = 0
         row.posts_total += new
         if new:
+            if row.last_new_post_at is not None:
+                gap = (now - from_db(row.last_new_post_at)).total_seconds()
+                # A moving average of the time between new items: what "usual" means for quiet alerts.
+                row.new_item_gap_s = gap if row.new_item_gap_s is None else 0.7 * row.new_item_gap_s + 0.3 * gap
             row.last_new_post_at = to_db(now)
+        if read.problems:
+            row.last_error, row.last_error_at = secrets.redact("；".join(read.problems))[:2000], to_db(now)
+            log.warning("来源「%s」部分条目未能读取：%s", cfg.name, row.last_error)
         row.next_poll_at = to_db(next_poll(now, cfg.interval, cfg.jitter, 0, cfg.max_backoff, self.rng))
 
     def _failed(self, cfg: SourceConfig, source_id, error: str, retry_after: timedelta | None) -> PollResult:
@@ -121,4 +224,3 @@ class Poller:
             failures = row.consecutive_failures
         log.warning("来源「%s」抓取失败（连续第 %d 次），%s后重试：%s", cfg.name, failures, show_delta(at - now), error)
         return PollResult(cfg.name, "failed", error=error)
-

@@ -8,6 +8,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -40,6 +41,11 @@ class Source(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(DateTime)
     posts_total: Mapped[int] = mapped_column(Integer, default=0)
+    # Moving average of seconds between polls that brought new items: "usual" for quiet alerts.
+    new_item_gap_s: Mapped[float | None] = mapped_column(Float)
+    # ok | failing | quiet, and since when: one alert per episode, keyed by its start.
+    health_state: Mapped[str] = mapped_column(String(20), default="ok", server_default="ok")
+    health_since: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Post(Base):
@@ -47,6 +53,7 @@ class Post(Base):
     __table_args__ = (
         UniqueConstraint("source_id", "external_id", name="uq_posts_source_external"),
         Index("ix_posts_unprocessed", "processed_at"),
+        Index("ix_posts_reply_pending", "replied", "reply_recorded_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -61,6 +68,13 @@ class Post(Base):
     # Set once matching and incident assignment committed; NULL means still to do.
     processed_at: Mapped[datetime | None] = mapped_column(DateTime)
     process_error: Mapped[str | None] = mapped_column(Text)
+    # Boards that show an official reply (待回复 / 已办理): the post carries it, and the reply
+    # stage records it on the post's incidents; reply_recorded_at NULL means still to do.
+    reply_status: Mapped[str | None] = mapped_column(String(100))
+    replied: Mapped[bool | None] = mapped_column(Boolean)
+    reply_text: Mapped[str | None] = mapped_column(Text)
+    reply_at: Mapped[datetime | None] = mapped_column(DateTime)
+    reply_recorded_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Match(Base):
@@ -152,7 +166,8 @@ class Notification(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(300), unique=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    # NULL for alerts about the system itself (a source failing or gone quiet).
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
     clock: Mapped[str | None] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(20))  # opened | reminder | escalation
     tier: Mapped[int] = mapped_column(Integer)

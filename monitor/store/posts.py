@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from monitor.clock import to_db
@@ -39,21 +39,36 @@ def _insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
     return len(rows)
 
 
+REPLY_FIELDS = ("reply_status", "replied", "reply_text", "reply_at")
+
+
 def store_posts(session: Session, source_id: int, posts: list[RawPost], now: datetime) -> int:
-    """Insert the posts not stored before; returns how many were new."""
+    """Insert the posts not stored before; returns how many were new.
+
+    A post stored before is left as it was, except its reply state: a board item that
+    was 待回复 and now shows 已办理 updates the post, and the reply stage picks it up.
+    """
     if not posts:
         return 0
     by_id: dict[str, RawPost] = {}
     for p in posts:
         by_id.setdefault(p.external_id, p)  # a feed can repeat an item within one body
-    known = set()
+    known: dict[str, tuple] = {}
     ids = list(by_id)
     for i in range(0, len(ids), 500):
-        known.update(
-            session.scalars(
-                select(Post.external_id).where(Post.source_id == source_id, Post.external_id.in_(ids[i : i + 500]))
+        for row in session.execute(
+            select(Post.external_id, Post.id, Post.reply_status, Post.replied, Post.reply_text, Post.reply_at)
+            .where(Post.source_id == source_id, Post.external_id.in_(ids[i : i + 500]))
+        ):
+            known[row[0]] = row[1:]
+    for key, (post_id, *stored) in known.items():
+        p = by_id[key]
+        fresh = (p.reply_status, p.replied, p.reply_text, to_db(p.reply_at))
+        if p.replied is not None and fresh != tuple(stored):
+            session.execute(
+                update(Post).where(Post.id == post_id)
+                .values(**dict(zip(REPLY_FIELDS, fresh, strict=True)), reply_recorded_at=None)
             )
-        )
     rows = [
         {
             "source_id": source_id,
@@ -64,6 +79,10 @@ def store_posts(session: Session, source_id: int, posts: list[RawPost], now: dat
             "author": p.author,
             "published_at": to_db(p.published_at),
             "fetched_at": to_db(now),
+            "reply_status": p.reply_status,
+            "replied": p.replied,
+            "reply_text": p.reply_text,
+            "reply_at": to_db(p.reply_at),
         }
         for key, p in by_id.items()
         if key not in known

@@ -1,0 +1,90 @@
+"""Source health: failing N times in a row, or quiet for longer than usual, raises one
+alert per episode; working again raises one recovery message. The decision is pure;
+alerts go through the notification log, keyed by the episode's start, so a restart
+never repeats them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor.alerts.channels import Channels
+from monitor.alerts.outbox import Alert, fire
+from monitor.alerts.render import render_source_health
+from monitor.clock import from_db, to_db
+from monitor.config import HealthConfig, MainConfig, SourceConfig
+from monitor.store.models import Source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceState:
+    state: str  # ok | failing | quiet
+    since: datetime | None
+    failures: int
+    last_new_post_at: datetime | None
+    usual_gap: timedelta | None
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # failing | quiet | recovered
+    state: str  # the state the source goes to
+    since: datetime  # start of the episode (for recovered: of the one that ended)
+
+
+def quiet_threshold(cfg: HealthConfig, source: SourceConfig, usual_gap: timedelta | None) -> timedelta:
+    if source.quiet_after is not None:
+        return source.quiet_after
+    if usual_gap is None:
+        return cfg.quiet_default
+    return max(cfg.quiet_min, usual_gap * cfg.quiet_factor, source.interval * 3)
+
+
+def evaluate(s: SourceState, cfg: HealthConfig, source: SourceConfig, now: datetime) -> Change | None:
+    if s.failures >= cfg.failures:
+        if s.state != "failing":
+            return Change("failing", "failing", now)
+        return None
+    if s.state == "failing":
+        return Change("recovered", "ok", s.since or now)
+    if s.last_new_post_at is None:
+        return None
+    threshold = quiet_threshold(cfg, source, s.usual_gap)
+    if s.state == "quiet":
+        if s.since is not None and s.last_new_post_at > s.since - threshold:
+            return Change("recovered", "ok", s.since)
+        return None
+    if now - s.last_new_post_at > threshold:
+        return Change("quiet", "quiet", s.last_new_post_at + threshold)
+    return None
+
+
+def check(session: Session, cfg: MainConfig, channels: Channels | None, now: datetime, dry_run: bool = False) -> list[Change]:
+    """Look at every configured source once; alert on changes."""
+    configured = {s.name: s for s in cfg.source if s.enabled}
+    tags = tuple(cfg.health.tags or cfg.tier[0].tags)
+    changes = []
+    for row in session.scalars(select(Source).where(Source.name.in_(list(configured)))):
+        source = configured[row.name]
+        usual = timedelta(seconds=row.new_item_gap_s) if row.new_item_gap_s else None
+        state = SourceState(row.health_state or "ok", from_db(row.health_since), row.consecutive_failures,
+                            from_db(row.last_new_post_at), usual)
+        change = evaluate(state, cfg.health, source, now)
+        if change is None:
+            continue
+        title, body = render_source_health(change.kind, row.name, row.url, change.since, now, row.consecutive_failures,
+                                           row.last_error, from_db(row.last_success_at), usual)
+        key = f"source:{row.name}:{change.kind}:{change.since.isoformat()}"
+        fire(session, Alert(key, None, None, f"source_{change.kind}", 0, tags, now, title, body), now,
+             None if dry_run else channels, "dry_run" if dry_run else "sent")
+        row.health_state = change.state
+        row.health_since = to_db(change.since) if change.state != "ok" else None
+        log.warning("%s", title) if change.kind != "recovered" else log.info("%s", title)
+        changes.append(change)
+    return changes
