@@ -18,9 +18,27 @@ from email.utils import format_datetime
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from monitor.clock import SHANGHAI
 from monitor.config import Config, ConfigError
 
 log = logging.getLogger(__name__)
+
+
+def render_board(items: list[dict], started: datetime, now: datetime) -> bytes:
+    """A 领导留言板-style JSON page: 待回复 until an item's reply time has come."""
+    threads = []
+    for item in items:
+        appears = started + timedelta(seconds=item.get("after_s", 0))
+        if appears > now:
+            continue
+        answered = "reply_after_s" in item and started + timedelta(seconds=item["reply_after_s"]) <= now
+        published = (appears - timedelta(minutes=item.get("minutes_ago", 0))).astimezone(SHANGHAI)
+        threads.append({
+            "tid": item["id"], "forumName": item.get("forum", ""), "subject": item["title"], "content": item.get("body", ""),
+            "dateline": published.strftime("%Y-%m-%d %H:%M:%S"), "stateInfo": "已办理" if answered else "待回复",
+            "reply": item.get("reply", "") if answered else "",
+        })
+    return json.dumps({"result": "success", "data": {"threads": threads}}, ensure_ascii=False).encode("utf-8")
 
 
 def render_rss(title: str, items: list[dict], started: datetime, now: datetime) -> bytes:
@@ -66,6 +84,15 @@ class DemoServer:
                 pass
 
             def do_GET(self):
+                if self.path.startswith("/api/threads"):
+                    board = demo.feeds.get("board", {"items": []})
+                    body = render_board(board["items"], demo.started, datetime.now(timezone.utc))
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json; charset=utf-8")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 name = self.path.strip("/").removeprefix("feeds/").removesuffix(".xml")
                 feed = demo.feeds.get(name)
                 if feed is None:

@@ -87,6 +87,11 @@ class Server:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                route = server.routes.get(self.path)
+                if route is not None:  # a board API answering POST
+                    with server.lock:
+                        server.requests.append({"path": self.path, "headers": dict(self.headers), "at": time.monotonic(), "body": raw})
+                    return self._send(route.status, route.body, route.headers)
                 with server.lock:
                     failing = server.fail_posts > 0
                     if failing:

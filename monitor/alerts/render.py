@@ -101,14 +101,14 @@ def render_reply(
 
 def render_source_health(
     kind: str, name: str, url: str, since: datetime, now: datetime, failures: int, last_error: str | None,
-    last_success: datetime | None, usual_gap: timedelta | None,
+    last_success: datetime | None, usual_gap: timedelta | None, last_new: datetime | None = None,
 ) -> tuple[str, str]:
     """Alerts about a source itself: failing, gone quiet, or working again."""
     if kind == "failing":
         title = f"【数据源异常】来源「{name}」连续 {failures} 次抓取失败"
     elif kind == "quiet":
         usual = f"（通常约 {show_delta(usual_gap)} 就有新帖文）" if usual_gap else ""
-        title = f"【数据源沉寂】来源「{name}」已 {show_delta(now - since)} 没有新帖文{usual}"
+        title = f"【数据源沉寂】来源「{name}」已 {show_delta(now - (last_new or since))} 没有新帖文{usual}"
     else:
         title = f"【数据源恢复】来源「{name}」已恢复正常"
     lines = [f"来源：{name}", f"地址：{url}", f"最近成功：{show(last_success)}"]

@@ -79,7 +79,7 @@ def check(session: Session, cfg: MainConfig, channels: Channels | None, now: dat
         if change is None:
             continue
         title, body = render_source_health(change.kind, row.name, row.url, change.since, now, row.consecutive_failures,
-                                           row.last_error, from_db(row.last_success_at), usual)
+                                           row.last_error, from_db(row.last_success_at), usual, from_db(row.last_new_post_at))
         key = f"source:{row.name}:{change.kind}:{change.since.isoformat()}"
         fire(session, Alert(key, None, None, f"source_{change.kind}", 0, tags, now, title, body), now,
              None if dry_run else channels, "dry_run" if dry_run else "sent")
