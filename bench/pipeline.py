@@ -97,6 +97,9 @@ def bench_config(folder: Path, port: int, feeds: int, interval: str = "1h") -> P
         "[database]", f'url = "sqlite:///{folder / "bench.db"}"',
         "[daemon]", f'state_dir = "{folder / "state"}"', 'poll_check = "1s"', "workers = 4", 'log_level = "WARNING"',
         "[alerts]", 'apprise_config = "apprise.yml"', 'deliver_every = "1h"',
+        # Every bench feed is on 127.0.0.1: politeness delays would measure the sleep, not the pipeline.
+        "[http]", 'host_delay = "0s"', "host_concurrency = 4",
+        "[report]", "enabled = false",
     ]
     for f in range(feeds):
         lines += ["[[source]]", f'name = "feed{f}"', f'url = "http://127.0.0.1:{port}/feed{f}.xml"', f'interval = "{interval}"', "jitter = 0"]
