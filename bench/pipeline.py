@@ -51,8 +51,8 @@ def real_texts() -> list[tuple[str, str]]:
 
 
 def choose_posts(texts, matcher, count: int, share: float, rng: random.Random):
-    with_term = [t for t in texts if matcher._occurrences(matcher_normalize(t))]
-    without = [t for t in texts if not matcher._occurrences(matcher_normalize(t))]
+    with_term = [t for t in texts if matcher._scan(matcher_normalize(t))]
+    without = [t for t in texts if not matcher._scan(matcher_normalize(t))]
     picked = [rng.choice(with_term) for _ in range(int(count * share))]
     picked += [rng.choice(without) for _ in range(count - len(picked))]
     rng.shuffle(picked)
@@ -146,7 +146,7 @@ def measure_matching(texts) -> dict:
     from monitor.matching.normalize import normalize
 
     cfg = load(REPO / "config" / "demo.toml")
-    matcher = Matcher(rule_specs(cfg))
+    matcher = Matcher(rule_specs(cfg.rules))
     matcher.segmenter.initialize()
     tokenizer = matcher.segmenter._tokenizer
     mb = sum(len(post_text(t, b).encode("utf-8")) for t, b in texts) / 1e6
@@ -213,7 +213,7 @@ def main() -> None:
 
     rng = random.Random(20261122)
     texts = real_texts()
-    matcher = Matcher(rule_specs(load(REPO / "config" / "demo.toml")))
+    matcher = Matcher(rule_specs(load(REPO / "config" / "demo.toml").rules))
     posts, natural = choose_posts(texts, matcher, args.feeds * args.items, args.candidate_share, rng)
     print(f"real texts: {len(texts)} (with a candidate term: {natural:.1%}); bench posts: {len(posts)} "
           f"in {args.feeds} feeds, {args.candidate_share:.0%} with a candidate")

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor import secrets
 from monitor.alerts.channels import ChannelError, Channels
 from monitor.clock import Clock
-from monitor.config import Config, ConfigError
+from monitor.config import Config, ConfigError, WatchRule
 from monitor.incidents.service import Alerting, Incidents
-from monitor.matching.matcher import Matcher, RuleSpec
+from monitor.matching.matcher import Matcher, RuleSpec, Term
 from monitor.pipeline import Pipeline
 from monitor.store import db
 
@@ -30,8 +30,20 @@ class App:
     channels: Channels | None
 
 
-def rule_specs(cfg: Config) -> list[RuleSpec]:
-    return [RuleSpec(r.name, tuple(r.terms), r.severity, r.category, r.department) for r in cfg.rules]
+def _term(t) -> Term | str:
+    return t if isinstance(t, str) else Term(t.term, t.boundary, tuple(t.aliases))
+
+
+def rule_specs(rules: list[WatchRule]) -> list[RuleSpec]:
+    return [
+        RuleSpec(
+            r.name, tuple(map(_term, r.terms)), r.severity, r.category, r.department,
+            all=tuple(tuple(map(_term, g)) for g in r.all), none=tuple(map(_term, r.none)),
+            none_phrases=tuple(r.none_phrases), near=tuple((n.a, n.b, n.within) for n in r.near),
+            boundary=r.boundary, min_count=r.min_count, fields=tuple(r.fields), region=r.region, tags=tuple(r.tags),
+        )
+        for r in rules
+    ]
 
 
 def load_channels(cfg: Config) -> Channels:
@@ -71,7 +83,7 @@ def build(
     sessions = db.session_factory(engine)
     channels = load_channels(cfg) if with_channels and not dry_run else None
     incidents = Incidents(cfg.main, Alerting(channels, dry_run))
-    matcher = Matcher(rule_specs(cfg), cache_dir=cfg.state_dir / "jieba")
+    matcher = Matcher(rule_specs(cfg.rules), cache_dir=cfg.state_dir / "jieba")
     pipeline = Pipeline(sessions, matcher, incidents, clock)
     return App(cfg, engine, sessions, clock, incidents, pipeline, channels)
 

@@ -322,20 +322,57 @@ class MainConfig(_Model):
         return self
 
 
+Boundary = Literal["word", "token", "none"]
+
+
+class TermEntry(_Model):
+    """A term written as an inline table: its aliases and its own boundary."""
+
+    term: str = Field(min_length=1)
+    aliases: list[str] = []
+    boundary: Boundary | None = None
+
+
+TermLike = str | TermEntry
+
+
+class NearSpec(_Model):
+    a: str = Field(min_length=1)
+    b: str = Field(min_length=1)
+    within: int = Field(ge=0)  # characters between the two occurrences
+
+
 class WatchRule(_Model):
     name: str = Field(min_length=1)
-    terms: list[str] = Field(min_length=1)
+    terms: list[TermLike] = Field(min_length=1)  # any of these (with aliases) triggers the rule
     severity: Severity
     category: str = ""
     department: str = ""
+    all: list[list[TermLike]] = []  # each group: at least one must also occur
+    none: list[TermLike] = []  # any of these: the post does not match
+    none_phrases: list[str] = []  # vetoes a term occurrence inside it
+    near: list[NearSpec] = []
+    boundary: Boundary = "word"
+    min_count: int = Field(1, ge=1)
+    fields: list[Literal["title", "body"]] = Field(["title", "body"], min_length=1)
+    region: str = ""
+    tags: list[str] = []
 
-    @field_validator("terms")
+    @field_validator("terms", "none")
     @classmethod
-    def _terms(cls, terms: list[str]) -> list[str]:
-        cleaned = [t.strip() for t in terms]
-        if any(not t for t in cleaned):
-            raise ValueError("关键词不能为空字符串")
-        return cleaned
+    def _terms(cls, terms: list) -> list:
+        for t in terms:
+            text = t if isinstance(t, str) else t.term
+            if not text.strip():
+                raise ValueError("关键词不能为空字符串")
+        return [t.strip() if isinstance(t, str) else t for t in terms]
+
+    @field_validator("all")
+    @classmethod
+    def _groups(cls, groups: list) -> list:
+        if any(not g for g in groups):
+            raise ValueError("all 中的每一组至少要有一个词")
+        return groups
 
 
 class RuleFile(_Model):

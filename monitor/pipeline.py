@@ -86,6 +86,7 @@ class Pipeline:
                         "severity": match.rule.severity,
                         "category": match.rule.category,
                         "department": match.rule.department,
+                        "explanation": match.explanation(),
                     }
                 )
                 self.incidents.assign(session, post, match, now)

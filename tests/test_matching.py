@@ -74,7 +74,20 @@ def test_jieba_is_not_loaded_for_posts_without_candidates(tmp_path):
     assert not m.segmenter._ready  # the prefilter answered alone
     assert names(m.match("发生爆炸", "")) == ["r"]
     assert m.segmenter._ready
-    assert (tmp_path / "jieba.cache").exists()  # jieba's cache lives in our state dir, not /tmp
+
+
+def test_jieba_cache_lives_in_the_state_dir(tmp_path):
+    """A fresh process, as the daemon is: jieba's dictionary cache goes where we say, not /tmp."""
+    import subprocess
+    import sys
+
+    code = (
+        "from pathlib import Path; from monitor.matching.matcher import Matcher, RuleSpec;"
+        f"m = Matcher([RuleSpec('r', ('爆炸',), '重大')], cache_dir=Path({str(tmp_path)!r}));"
+        "assert m.match('发生爆炸', '')"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert (tmp_path / "jieba.cache").exists()
 
 
 def test_cuts_across():
@@ -112,10 +125,9 @@ def test_segmenting_only_candidate_blocks_equals_segmenting_everything(tmp_path)
     compared = 0
     for text in texts:
         norm = normalize(text)
-        found = m._occurrences(norm)
-        if not found:
+        spans = [span for spans in m._scan(norm).values() for span in spans]
+        if not spans:
             continue
-        spans = [(s, e) for s, e, _ in found]
         whole, windowed = seg.boundaries(norm), seg.boundaries(norm, spans)
         for s, e in spans:
             assert cuts_across(s, e, whole) == cuts_across(s, e, windowed), (text[s - 10 : e + 10], s, e)

@@ -1,45 +1,93 @@
-"""Watchword matching: cheap Aho–Corasick prefilter first, jieba only on posts with a candidate."""
+"""The watchword rule engine: which rules a post matches, and why.
+
+Cheap work first: one Aho–Corasick scan finds every word any rule mentions; a post
+without a rule's trigger term is done there. jieba segments only the blocks around
+occurrences that need a boundary check. Every verdict carries its reasons.
+
+Rule keys (see config.WatchRule):
+  terms         any of these (and their aliases) triggers the rule
+  all           each group: at least one of its words must also occur
+  none          any of these words: the post does not match
+  none_phrases  a phrase that contains a term occurrence vetoes that occurrence
+  near          two words within N characters of each other
+  boundary      word (default): may sit inside a compound, may not cut across two words;
+                token: a whole jieba word; none: plain substring. Per rule or per term.
+  min_count     at least this many valid term occurrences
+  fields        title, body
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import ahocorasick
 
-from monitor.matching.normalize import normalize
-from monitor.matching.segment import Segmenter, cuts_across
+from monitor.matching.normalize import normalize, normalize_map, original_span
+from monitor.matching.segment import Segmenter, is_block_char
 from monitor.severity import rank
+
+FIELDS = ("title", "body")
+BOUNDARY_NAMES = {"word": "跨词", "token": "非完整词"}
+
+
+@dataclass(frozen=True)
+class Term:
+    text: str  # the watchword as written
+    boundary: str | None = None  # None: the rule's
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class RuleSpec:
     name: str
-    terms: tuple[str, ...]
+    terms: tuple  # str | Term
     severity: str
     category: str = ""
     department: str = ""
+    all: tuple = ()  # tuple of groups, each a tuple of str | Term
+    none: tuple = ()
+    none_phrases: tuple = ()
+    near: tuple = ()  # (a, b, within)
+    boundary: str = "word"
+    min_count: int = 1
+    fields: tuple = FIELDS
+    region: str = ""
+    tags: tuple = ()
 
 
 @dataclass(frozen=True)
 class TermHit:
-    term: str
-    start: int
+    term: str  # the watchword (an alias reports its term)
+    start: int  # in the original field text
     end: int
+    field: str = "title"
+    matched: str = ""  # the text that occurred (an alias, or the term)
+    reason: str = ""  # for a rejected occurrence: why
 
 
 @dataclass(frozen=True)
-class Match:
+class Verdict:
     rule: RuleSpec
-    hits: tuple[TermHit, ...]
-    rejected: tuple[TermHit, ...] = field(default=())  # occurrences that cut across words
+    matched: bool
+    hits: tuple[TermHit, ...] = ()
+    rejected: tuple[TermHit, ...] = ()
+    checks: tuple[str, ...] = ()  # what was checked and how it came out, for people
 
     @property
     def terms(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for h in self.hits:
-            seen.setdefault(h.term, None)
-        return list(seen)
+        return list(dict.fromkeys(h.term for h in self.hits))
+
+    def explanation(self) -> dict:
+        return {
+            "hits": [{"term": h.term, "text": h.matched, "field": h.field, "start": h.start, "end": h.end} for h in self.hits],
+            "rejected": [{"term": h.term, "field": h.field, "start": h.start, "end": h.end, "reason": h.reason} for h in self.rejected],
+            "checks": list(self.checks),
+        }
+
+
+Match = Verdict  # a Verdict that matched
 
 
 def post_text(title: str, body: str) -> str:
@@ -47,49 +95,229 @@ def post_text(title: str, body: str) -> str:
     return f"{title}\n{body}" if body else title
 
 
+@dataclass
+class _Word:
+    """One searched string and every role it plays, for every rule."""
+
+    key: str
+    boundaries: set = field(default_factory=set)
+    allowed_cuts: frozenset = frozenset()
+
+
+@dataclass(frozen=True)
+class _Ref:
+    key: str
+    shown: str  # the term it stands for
+    written: str  # as written (alias or term)
+    boundary: str
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    spec: RuleSpec
+    triggers: tuple[_Ref, ...]
+    groups: tuple[tuple[_Ref, ...], ...]
+    excluded: tuple[_Ref, ...]
+    phrases: tuple[str, ...]
+    near: tuple[tuple[_Ref, _Ref, int], ...]
+
+
+def _refs(items, default: str) -> list[_Ref]:
+    refs = []
+    for item in items:
+        term = item if isinstance(item, Term) else Term(str(item))
+        boundary = term.boundary or default
+        for written in (term.text, *term.aliases):
+            refs.append(_Ref(normalize(written), term.text, written, boundary))
+    return refs
+
+
+def _allowed_cuts(key: str) -> frozenset:
+    """Offsets inside a term where jieba always cuts ('·', '-', spaces): not held against it."""
+    return frozenset(i for i in range(1, len(key)) if not (is_block_char(key[i - 1]) and is_block_char(key[i])))
+
+
 class Matcher:
     def __init__(self, rules: list[RuleSpec], cache_dir: Path | None = None):
         self.rules = rules
-        self._automaton = ahocorasick.Automaton()
-        by_term: dict[str, list[tuple[RuleSpec, str]]] = {}
+        self._compiled: list[_Compiled] = []
+        self._words: dict[str, _Word] = {}
         for rule in rules:
-            for term in rule.terms:
-                key = normalize(term)
-                by_term.setdefault(key, []).append((rule, term))
-        for key, owners in by_term.items():
-            self._automaton.add_word(key, (len(key), owners))
-        if by_term:
+            c = _Compiled(
+                rule,
+                tuple(_refs(rule.terms, rule.boundary)),
+                tuple(tuple(_refs(group, rule.boundary)) for group in rule.all),
+                tuple(_refs(rule.none, rule.boundary)),
+                tuple(normalize(p) for p in rule.none_phrases),
+                tuple((_refs([a], rule.boundary)[0], _refs([b], rule.boundary)[0], int(w)) for a, b, w in rule.near),
+            )
+            self._compiled.append(c)
+            refs = [*c.triggers, *(r for g in c.groups for r in g), *c.excluded, *(r for n in c.near for r in n[:2])]
+            for ref in refs:
+                word = self._words.setdefault(ref.key, _Word(ref.key, allowed_cuts=_allowed_cuts(ref.key)))
+                word.boundaries.add(ref.boundary)
+            for phrase in c.phrases:
+                self._words.setdefault(phrase, _Word(phrase)).boundaries.add("none")
+        self._automaton = ahocorasick.Automaton()
+        for key in self._words:
+            if key:
+                self._automaton.add_word(key, key)
+        self._empty = not self._words
+        if not self._empty:
             self._automaton.make_automaton()
-        self._empty = not by_term
-        self.segmenter = Segmenter(list(by_term), cache_dir)
+        self._triggers: dict[str, list[_Compiled]] = {}
+        for c in self._compiled:
+            for ref in c.triggers:
+                self._triggers.setdefault(ref.key, []).append(c)
+        jieba_words = []
+        for w in self._words.values():
+            if w.boundaries - {"none"}:
+                # jieba always cuts at '·', '-' and spaces: 乌鲁木齐·米东 reaches it as 乌鲁木齐 | · | 米东,
+                # so each part goes into the dictionary too, or its HMM may cut inside a part.
+                jieba_words.extend([w.key, *(p for p in re.split(r"[^\u4e00-\u9fd5a-zA-Z0-9+#&._%-]+", w.key) if len(p) > 1)])
+        self.segmenter = Segmenter(jieba_words, cache_dir)
+        self._order = {c.spec.name: i for i, c in enumerate(self._compiled)}
 
-    def _occurrences(self, normalized: str) -> list[tuple[int, int, list]]:
-        """Raw occurrences (start, end, owners); positions are valid in the original text too."""
-        if self._empty:
-            return []
-        return [
-            (end + 1 - length, end + 1, owners)
-            for end, (length, owners) in self._automaton.iter(normalized)
-        ]
+    # ---- scanning ------------------------------------------------------------------
 
-    def match(self, title: str, body: str) -> list[Match]:
-        text = normalize(post_text(title, body))
-        found = self._occurrences(text)
-        if not found:
+    def _scan(self, normalized: str) -> dict[str, list[tuple[int, int]]]:
+        found: dict[str, list[tuple[int, int]]] = {}
+        if self._empty or not normalized:
+            return found
+        for end, key in self._automaton.iter(normalized):
+            found.setdefault(key, []).append((end + 1 - len(key), end + 1))
+        return found
+
+    def match(self, title: str, body: str) -> list[Verdict]:
+        """The rules this post matches, most severe first."""
+        return [v for v in self.evaluate(title, body) if v.matched]
+
+    def evaluate(self, title: str, body: str, every_rule: bool = False) -> list[Verdict]:
+        """A verdict for each rule the post triggers (or, with every_rule, for every rule)."""
+        texts = {"title": title or "", "body": body or ""}
+        norm = {f: normalize_map(t) for f, t in texts.items()}
+        found = {f: self._scan(norm[f][0]) for f in FIELDS}
+        candidates = []
+        for c in self._compiled:
+            if every_rule or any(ref.key in found[f] for ref in c.triggers for f in c.spec.fields):
+                candidates.append(c)
+        if not candidates:
             return []
-        cuts = self.segmenter.boundaries(text, [(s, e) for s, e, _owners in found])
-        hits: dict[str, list[TermHit]] = {}
-        rejected: dict[str, list[TermHit]] = {}
-        rules: dict[str, RuleSpec] = {}
-        for start, end, owners in found:
-            crossing = cuts_across(start, end, cuts)
-            for rule, term in owners:
-                rules[rule.name] = rule
-                (rejected if crossing else hits).setdefault(rule.name, []).append(TermHit(term, start, end))
-        matches = [
-            Match(rules[name], tuple(h), tuple(rejected.get(name, ())))
-            for name, h in hits.items()
-        ]
-        order = {r.name: i for i, r in enumerate(self.rules)}
-        matches.sort(key=lambda m: (rank(m.rule.severity), order[m.rule.name]))
-        return matches
+        cuts = _LazyCuts(self, norm, found)
+        verdicts = [self._judge(c, texts, norm, found, cuts) for c in candidates]
+        verdicts.sort(key=lambda v: (not v.matched, rank(v.rule.severity), self._order[v.rule.name]))
+        return verdicts
+
+    def segmentation(self, text: str) -> list[str]:
+        """How jieba (with the watchwords) cuts a text: for people checking rules."""
+        self.segmenter.initialize()
+        return [w for w, _s, _e in self.segmenter._tokenizer.tokenize(normalize(text), HMM=True)]
+
+    # ---- judging one rule ----------------------------------------------------------
+
+    def _valid(self, ref: _Ref, f: str, span: tuple[int, int], cuts: "_LazyCuts") -> str:
+        """'' when the occurrence counts; otherwise the reason it does not."""
+        if ref.boundary == "none":
+            return ""
+        start, end = span
+        field_cuts = cuts.get(f)
+        allowed = self._words[ref.key].allowed_cuts
+        if any(c in field_cuts and (c - start) not in allowed for c in range(start + 1, end)):
+            return BOUNDARY_NAMES["word"]
+        if ref.boundary == "token":
+            length = len(cuts.norm[f][0])
+            if not ((start == 0 or start in field_cuts) and (end == length or end in field_cuts)):
+                return BOUNDARY_NAMES["token"]
+        return ""
+
+    def _occurrences(self, refs, fields, found, cuts):
+        """Valid occurrences of any of refs: (ref, field, start, end)."""
+        out = []
+        for ref in refs:
+            for f in fields:
+                for span in found[f].get(ref.key, ()):
+                    if not self._valid(ref, f, span, cuts):
+                        out.append((ref, f, *span))
+        return out
+
+    def _judge(self, c: _Compiled, texts, norm, found, cuts) -> Verdict:
+        rule = c.spec
+        fields = [f for f in FIELDS if f in rule.fields]
+        hits, rejected, checks = [], [], []
+
+        def hit(ref, f, start, end, reason=""):
+            o_start, o_end = original_span(norm[f][1], start, end)
+            return TermHit(ref.shown, o_start, o_end, f, texts[f][o_start:o_end], reason)
+
+        phrases = {f: [span for p in c.phrases for span in found[f].get(p, ())] for f in fields}
+        for ref in c.triggers:
+            for f in fields:
+                for start, end in found[f].get(ref.key, ()):
+                    reason = self._valid(ref, f, (start, end), cuts)
+                    if not reason:
+                        veto = next((p for p in phrases[f] if p[0] <= start and end <= p[1] and p != (start, end)), None)
+                        if veto:
+                            phrase = norm[f][0][veto[0]:veto[1]]
+                            reason = f"在排除短语「{phrase}」中"
+                    (rejected if reason else hits).append(hit(ref, f, start, end, reason))
+        hits.sort(key=lambda h: (FIELDS.index(h.field), h.start))
+        if not hits:
+            checks.append("关键词未出现" if not rejected else "关键词出现但都不成立")
+            return Verdict(rule, False, (), tuple(rejected), tuple(checks))
+        if len(hits) < rule.min_count:
+            checks.append(f"关键词成立 {len(hits)} 次，少于 min_count = {rule.min_count}")
+            return Verdict(rule, False, tuple(hits), tuple(rejected), tuple(checks))
+
+        matched = True
+        for ref in c.excluded:
+            present = self._occurrences([ref], fields, found, cuts)
+            if present:
+                _r, f, s, e = present[0]
+                checks.append(f"出现排除词「{ref.written}」（{_FIELD_NAMES[f]}第 {original_span(norm[f][1], s, e)[0] + 1} 字）：不匹配")
+                matched = False
+        if c.excluded and matched:
+            checks.append("排除词均未出现：" + "、".join(r.written for r in c.excluded))
+        for group in c.groups:
+            present = self._occurrences(group, fields, found, cuts)
+            words = "/".join(r.written for r in group)
+            if present:
+                checks.append(f"同时出现「{present[0][0].written}」（{words} 之一）")
+            else:
+                checks.append(f"缺少「{words}」之一：不匹配")
+                matched = False
+        for a, b, within in c.near:
+            pairs = [
+                (max(0, sb - ea, sa - eb), f)
+                for ra, f, sa, ea in self._occurrences([a], fields, found, cuts)
+                for rb, fb, sb, eb in self._occurrences([b], [f], found, cuts)
+            ]
+            close = min(pairs, default=None)
+            if close is not None and close[0] <= within:
+                checks.append(f"「{a.written}」与「{b.written}」相距 {close[0]} 字（≤ {within}）")
+            else:
+                checks.append(f"「{a.written}」与「{b.written}」未在 {within} 字内同时出现：不匹配")
+                matched = False
+        if matched and not checks:
+            checks.append(f"关键词成立 {len(hits)} 次")
+        return Verdict(rule, matched, tuple(hits), tuple(rejected), tuple(checks))
+
+
+_FIELD_NAMES = {"title": "标题", "body": "正文"}
+
+
+class _LazyCuts:
+    """jieba boundaries per field, computed on first need, only around occurrences."""
+
+    def __init__(self, matcher: Matcher, norm, found):
+        self.matcher = matcher
+        self.norm = norm
+        self.found = found
+        self._cuts: dict[str, set[int]] = {}
+
+    def get(self, f: str) -> set[int]:
+        if f not in self._cuts:
+            spans = [span for key, spans in self.found[f].items() for span in spans
+                     if self.matcher._words[key].boundaries - {"none"}]
+            text = self.norm[f][0]
+            self._cuts[f] = self.matcher.segmenter.boundaries(text, spans) if spans else set()
+        return self._cuts[f]

@@ -1,27 +1,63 @@
-"""Text normalization that keeps positions: one character in, one character out."""
+"""Text normalization for matching, with a map back to the original positions.
+
+One str.translate does the common work in C: full-width → half-width (ＰＸ项目), the CJK
+compatibility ideographs, traditional → simplified characters (OpenCC's t2s, per
+character: terms are normalized the same way, so both sides always agree), and lower
+case. Removing invisible characters (U+200B–U+200F, U+2060–U+2064, U+FEFF, soft hyphen:
+real Weibo text has them) and collapsing runs of white space change the length; only
+then is a position map built.
+"""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 
-# Compatibility forms that occur in Chinese text: full-width ASCII (ＰＸ项目), the ideographic
-# space, general punctuation and CJK compatibility ideographs. Only 1:1 foldings are kept,
-# so offsets stay valid in the original text; str.translate does the work in C.
-_RANGES = ((0x2000, 0x2070), (0x3000, 0x3001), (0xF900, 0xFB00), (0xFF00, 0xFFF0))
+# Compatibility forms in Chinese text; only 1:1 foldings, so the table keeps lengths.
+_NFKC_RANGES = ((0x2000, 0x2070), (0x3000, 0x3001), (0xF900, 0xFB00), (0xFF00, 0xFFF0))
+_CJK_RANGES = ((0x3400, 0x4DC0), (0x4E00, 0xA000))
+INVISIBLE = "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e"
+_NEEDS_MAP = re.compile(f"[{INVISIBLE}]|\\s{{2,}}")
+
+
+def _t2s_table() -> dict[int, str]:
+    try:
+        import opencc
+    except ImportError:  # the package is a dependency; tolerate its absence in odd installs
+        return {}
+    converter = opencc.OpenCC("t2s")
+    chars = "".join(chr(cp) for lo, hi in _CJK_RANGES for cp in range(lo, hi))
+    converted = converter.convert(chars)
+    if len(converted) != len(chars):  # phrase rules changed a length: go one by one
+        converted = "".join(c if len(c) == 1 else o for o, c in ((o, converter.convert(o)) for o in chars))
+    return {ord(o): c for o, c in zip(chars, converted, strict=True) if o != c}
 
 
 def _table() -> dict[int, str]:
     table = {}
-    for lo, hi in _RANGES:
+    for lo, hi in _NFKC_RANGES:
         for cp in range(lo, hi):
             folded = unicodedata.normalize("NFKC", chr(cp))
-            if len(folded) == 1 and folded != chr(cp):
+            # Letters, digits and the symbols jieba keeps inside words; full-width
+            # punctuation (，！（）) is ordinary Chinese and left alone, which keeps it cheap.
+            if len(folded) == 1 and folded != chr(cp) and (folded.isalnum() or folded in "+#&._%-"):
                 table[cp] = folded
+    t2s = _t2s_table()
+    for cp, folded in list(table.items()):  # 兀 (compat) → 兀 → simplified, in one step
+        table[cp] = t2s.get(ord(folded), folded)
+    for cp, simple in t2s.items():
+        table.setdefault(cp, simple)
     return table
 
 
 _FOLD = _table()
+# A character class scanned in C: most posts need no substitution at all.
+_NEEDS_FOLD = re.compile("[" + "".join(re.escape(chr(cp)) for cp in sorted(_FOLD)) + "]")
+
+
+def _fold_match(m: re.Match) -> str:
+    return _FOLD[ord(m.group())]
 
 
 @lru_cache(maxsize=4096)
@@ -30,11 +66,46 @@ def _lower_one(ch: str) -> str:
     return low if len(low) == 1 else ch
 
 
-def normalize(text: str) -> str:
+def fold(text: str) -> str:
+    """Same length as text: full-width, traditional and case folded."""
     if text.isascii():
         return text.lower()
-    folded = text.translate(_FOLD)
+    folded = _NEEDS_FOLD.sub(_fold_match, text)
     lowered = folded.lower()
     if len(lowered) == len(folded):
         return lowered
     return "".join(map(_lower_one, folded))  # a rare character whose lower case is longer
+
+
+def normalize_map(text: str) -> tuple[str, list[int] | None]:
+    """(normalized, positions): positions[i] is the original index of normalized[i];
+    None when they are the same (the usual case, and free)."""
+    folded = fold(text)
+    if not _NEEDS_MAP.search(folded):
+        return folded, None
+    out: list[str] = []
+    positions: list[int] = []
+    in_space = False
+    for i, ch in enumerate(folded):
+        if ch in INVISIBLE:
+            continue
+        if ch.isspace():
+            if in_space:
+                continue
+            in_space = True
+        else:
+            in_space = False
+        out.append(ch)
+        positions.append(i)
+    return "".join(out), positions
+
+
+def normalize(text: str) -> str:
+    return normalize_map(text)[0]
+
+
+def original_span(positions: list[int] | None, start: int, end: int) -> tuple[int, int]:
+    """A span of the normalized text as a span of the original text."""
+    if positions is None:
+        return start, end
+    return positions[start], positions[end - 1] + 1

@@ -21,6 +21,20 @@ log = logging.getLogger(__name__)
 jieba.setLogLevel(logging.WARNING)
 
 
+_BASE: dict[str, object] = {}
+_BASE_LOCK = threading.Lock()
+
+
+def _base_dictionary(tmp_dir: str | None) -> tuple[dict, int]:
+    with _BASE_LOCK:
+        if "freq" not in _BASE:
+            tokenizer = jieba.Tokenizer()
+            tokenizer.tmp_dir = tmp_dir
+            tokenizer.initialize()
+            _BASE["freq"], _BASE["total"] = tokenizer.FREQ, tokenizer.total
+        return _BASE["freq"], _BASE["total"]
+
+
 class Segmenter:
     def __init__(self, terms: list[str], cache_dir: Path | None = None):
         self._tokenizer = jieba.Tokenizer()
@@ -36,7 +50,11 @@ class Segmenter:
         with self._lock:
             if self._ready:
                 return
-            self._tokenizer.initialize()
+            # The base dictionary is loaded once per process; each Segmenter gets its own copy
+            # because adding watchwords changes it. A copy is ~20× cheaper than a reload.
+            freq, total = _base_dictionary(self._tokenizer.tmp_dir)
+            self._tokenizer.FREQ, self._tokenizer.total = dict(freq), total
+            self._tokenizer.initialized = True
             with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".dict", delete=False) as f:
                 for term in self._terms:
                     # jieba's user dictionary is space-separated: a term with a space cannot be a word.
@@ -71,12 +89,17 @@ class Segmenter:
             for _word, s, _e in self._tokenizer.tokenize(text[start:end], HMM=True):
                 cuts.add(start + s)
             cuts.add(end)
+            cuts.add(start)
             done_to = end
         return cuts
 
 
 # jieba.re_han_default: the characters jieba keeps together in one block.
 _BLOCK = re.compile(r"[\u4E00-\u9FD5a-zA-Z0-9+#&\._%\-]")
+
+
+def is_block_char(ch: str) -> bool:
+    return bool(_BLOCK.match(ch))
 
 
 def _block_start(text: str, i: int) -> int:

@@ -88,6 +88,8 @@ class Match(Base):
     severity: Mapped[str] = mapped_column(String(10))
     category: Mapped[str] = mapped_column(String(200), default="")
     department: Mapped[str] = mapped_column(String(200), default="")
+    # Why it matched: term positions, rejected occurrences, exclusions and groups checked.
+    explanation: Mapped[dict | None] = mapped_column(JSON)
 
 
 class Incident(Base):
