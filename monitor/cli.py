@@ -87,6 +87,22 @@ def parser() -> argparse.ArgumentParser:
     _config_arg(q)
     _db_arg(q)
 
+    p = sub.add_parser("rules", help="关键词规则：试匹配、校验、对历史帖文试运行")
+    rl = p.add_subparsers(dest="rules_command", required=True, metavar="子命令")
+    q = rl.add_parser("test", help="显示一段文字的分词结果和每条规则的判断及理由")
+    q.add_argument("text", help="正文")
+    q.add_argument("--title", default="", help="标题（可选）")
+    q.add_argument("--rules", help="规则文件或目录（默认取配置）")
+    _config_arg(q)
+    q = rl.add_parser("check", help="校验规则文件（指出文件和行号），并提示 jieba 仍会切开的词")
+    q.add_argument("--rules", help="规则文件或目录（默认取配置）")
+    _config_arg(q)
+    q = rl.add_parser("dry-run", help="用新规则重跑已入库的帖文，与现行规则的匹配结果逐条对比")
+    q.add_argument("--since", default="7d", help="最近多长时间的帖文（默认 7d）")
+    q.add_argument("--rules", help="新规则文件或目录（默认取配置中的文件，即编辑后的当前内容）")
+    _config_arg(q)
+    _db_arg(q)
+
     p = sub.add_parser("report", help="统计报告")
     rs = p.add_subparsers(dest="report_command", required=True, metavar="子命令")
     q = rs.add_parser("weekly", help="生成舆情回应周报（默认上一个完整的自然周）")
@@ -157,6 +173,10 @@ def _dispatch(args) -> int:
         return _replay(args)
     if args.command == "report":
         return _report_weekly(args)
+    if args.command == "rules":
+        from monitor import rules_cli
+
+        return {"test": rules_cli.test, "check": rules_cli.check, "dry-run": rules_cli.dry_run}[args.rules_command](args)
     return 2
 
 

@@ -395,6 +395,7 @@ class Config:
         self.path = path
         self.main = main
         self.rules = rules
+        self.rule_paths: list[Path] = []
 
     @property
     def base_dir(self) -> Path:
@@ -528,6 +529,17 @@ def _validate(model: type[BaseModel], path: Path, data: dict, text: str) -> Any:
         raise ConfigError(problems) from None
 
 
+def expand_rule_paths(paths: list[Path]) -> list[Path]:
+    """Rules may be split across files, or live in a directory of *.toml files."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(sorted(path.glob("*.toml")))
+        else:
+            out.append(path)
+    return out
+
+
 def load_rules(paths: list[Path]) -> list[WatchRule]:
     rules: list[WatchRule] = []
     problems: list[str] = []
@@ -569,10 +581,11 @@ def load(path: str | Path, watchwords: str | Path | None = None) -> Config:
             raise ConfigError([f"{path}: 来源名称重复（含 source_files）：{'、'.join(dupes)}"])
         cfg.main = main = main.model_copy(update={"source": [*main.source, *extra]})
     if watchwords is not None:
-        rule_paths = [Path(watchwords).resolve()]
+        rule_paths = expand_rule_paths([Path(watchwords).resolve()])
     else:
         names = main.watchwords if isinstance(main.watchwords, list) else [main.watchwords]
-        rule_paths = [cfg.resolve(n) for n in names]
+        rule_paths = expand_rule_paths([cfg.resolve(n) for n in names])
+    cfg.rule_paths = rule_paths
     cfg.rules = load_rules(rule_paths)
     if not cfg.rules:
         raise ConfigError([f"{', '.join(map(str, rule_paths))}: 没有任何 [[rule]]，无法匹配舆情"])

@@ -20,9 +20,10 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.alerts.outbox import deliver_due
-from monitor.app import App, build, setup_logging
+from monitor.app import App, build, rule_specs, setup_logging
 from monitor.clock import Clock, SystemClock
-from monitor.config import Config
+from monitor.config import Config, ConfigError, expand_rule_paths, load_rules
+from monitor.matching.matcher import Matcher
 from monitor.sources.http import make_client
 from monitor.sources import health
 from monitor.sources.poll import Poller
@@ -36,6 +37,7 @@ class Daemon:
         self.cfg = cfg
         self.clock = clock or SystemClock()
         self.stop_event = threading.Event()
+        self.reload_requested = threading.Event()
         self.notifier = sdnotify.SystemdNotifier()
         self.last_tick = time.monotonic()
         self.app: App | None = None
@@ -69,6 +71,8 @@ class Daemon:
         )
         self.scheduler.add_job(self.poll_job, "interval", seconds=main.daemon.poll_check.total_seconds(), id="poll", next_run_time=self._soon())
         self.scheduler.add_job(self.tick_job, "interval", seconds=main.escalation.tick.total_seconds(), id="tick", next_run_time=self._soon())
+        self.rules_signature = self._rules_signature()
+        self.scheduler.add_job(self.rules_job, "interval", seconds=2, id="rules")
         self.scheduler.add_job(self.deliver_job, "interval", seconds=main.alerts.deliver_every.total_seconds(), id="deliver", next_run_time=self._soon())
         if main.report.enabled:
             from monitor.reports.schedule import Reporter
@@ -100,6 +104,50 @@ class Daemon:
         self.app.pipeline.tick()
         with self.app.sessions.begin() as session:
             health.check(session, self.cfg.main, self.app.channels, self.clock.now())
+
+    def rules_job(self) -> None:
+        """Reload the watchword rules on SIGHUP or when a rule file changes."""
+        signature = self._rules_signature()
+        if not self.reload_requested.is_set() and signature == self.rules_signature:
+            return
+        self.reload_requested.clear()
+        self.rules_signature = signature
+        self.reload_rules()
+
+    def _rules_signature(self) -> tuple:
+        names = self.cfg.main.watchwords if isinstance(self.cfg.main.watchwords, list) else [self.cfg.main.watchwords]
+        paths = expand_rule_paths([self.cfg.resolve(n) for n in names])
+        out = []
+        for path in paths:
+            try:
+                st = path.stat()
+                out.append((str(path), st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append((str(path), None, None))
+        return tuple(out)
+
+    def reload_rules(self) -> bool:
+        names = self.cfg.main.watchwords if isinstance(self.cfg.main.watchwords, list) else [self.cfg.main.watchwords]
+        paths = expand_rule_paths([self.cfg.resolve(n) for n in names])
+        try:
+            rules = load_rules(paths)
+            if not rules:
+                raise ConfigError([f"{', '.join(map(str, paths))}: 没有任何 [[rule]]"])
+        except ConfigError as e:
+            log.error("规则文件有误，继续使用原有的 %d 条规则：%s", len(self.cfg.rules), "；".join(e.problems))
+            return False
+        matcher = Matcher(rule_specs(rules), cache_dir=self.cfg.state_dir / "jieba")
+        matcher.segmenter.initialize()  # the slow part, before taking the pipeline lock
+        before = {r.name: r for r in self.cfg.rules}
+        after = {r.name: r for r in rules}
+        added = sorted(set(after) - set(before))
+        removed = sorted(set(before) - set(after))
+        changed = sorted(n for n in set(after) & set(before) if after[n] != before[n])
+        self.app.pipeline.replace_matcher(matcher)
+        self.cfg.rules = rules
+        log.info("规则已重新加载：%d 条（新增 %s；删除 %s；修改 %s）", len(rules),
+                 "、".join(added) or "无", "、".join(removed) or "无", "、".join(changed) or "无")
+        return True
 
     def tick_job(self) -> None:
         self.app.pipeline.tick()
@@ -135,6 +183,7 @@ class Daemon:
     def run_forever(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
         self.start()
         try:
             while not self.stop_event.wait(1.0):

@@ -31,6 +31,11 @@ class Pipeline:
         # Polling and the tick run in different threads; one at a time may assign and fire.
         self._lock = threading.RLock()
 
+    def replace_matcher(self, matcher: Matcher) -> None:
+        """Swap rules between two batches: a post is matched by the old rules or the new, once."""
+        with self._lock:
+            self.matcher = matcher
+
     def process_pending(self, batch: int = 500) -> int:
         """Match every unprocessed post; returns how many posts were processed."""
         with self._lock:

@@ -23,6 +23,7 @@ from monitor.incidents.service import ActionError
 from monitor.sources import RawPost
 from monitor.store.models import Clock as ClockRow
 from monitor.store.models import Incident, IncidentPost, Notification, Post
+from monitor.store.models import Match as MatchRow
 from monitor.store.posts import source_row, store_posts
 
 ACTIONS = ("ack", "met", "close", "regrade")
@@ -234,6 +235,13 @@ def _result(app, cfg: Config) -> dict:
             clocks = session.scalars(
                 select(ClockRow).where(ClockRow.incident_id == incident.id, ClockRow.active.is_(True)).order_by(ClockRow.due_at, ClockRow.id)
             ).all()
+            explained = session.execute(
+                select(Post.external_id, MatchRow.terms, MatchRow.explanation)
+                .join(IncidentPost, IncidentPost.post_id == Post.id)
+                .join(MatchRow, (MatchRow.post_id == Post.id) & (MatchRow.rule == incident.rule))
+                .where(IncidentPost.incident_id == incident.id)
+                .order_by(Post.published_at, Post.id)
+            ).all()
             steps = session.scalars(
                 select(Notification)
                 .where(Notification.incident_id == incident.id, Notification.kind != "opened")
@@ -263,6 +271,12 @@ def _result(app, cfg: Config) -> dict:
                             **({"superseded": True} if s.disposition == "superseded" else {}),
                         }
                         for s in steps
+                    ],
+                    # Why each post is in: the terms and where they stand, as the rule engine saw it.
+                    "matches": [
+                        {"post": post_id, "terms": list(terms), "hits": (explanation or {}).get("hits", []),
+                         "checks": (explanation or {}).get("checks", [])}
+                        for post_id, terms, explanation in explained
                     ],
                 }
             )

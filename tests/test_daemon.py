@@ -147,3 +147,44 @@ def test_steps_missed_while_down_are_caught_up_once(tmp_path, server, receiver):
         "1:发布权威信息:remind-1h-before": "superseded",
         "1:发布权威信息:overdue-0": "sent",
     }
+
+
+def test_rules_hot_reload_on_change_and_sighup_and_invalid_files_are_refused(tmp_path, server, receiver):
+    words = '[[rule]]\nname = "危化品爆炸"\nterms = ["爆炸"]\nseverity = "重大"\n'
+    server.routes["/f"] = Route(rss(feed_items(1)))
+    cfg = write_config(tmp_path / "cfg", receiver_url=receiver.url("/hook"), sources=[("f", server.url("/f"))], watchwords=words)
+    cfg.write_text(cfg.read_text().replace('interval = "1m"', 'interval = "1s"'))
+    rules_file = tmp_path / "cfg" / "watchwords.toml"
+    db = tmp_path / "cfg" / "monitor.db"
+    log_path = tmp_path / "daemon.log"
+    env = dict(os.environ)
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen([sys.executable, "-m", "monitor", "run", "--config", str(cfg)], stdout=subprocess.DEVNULL, stderr=log_file, env=env)
+        try:
+            log = lambda: log_path.read_text(encoding="utf-8")  # noqa: E731
+            wait_for(lambda: "监测已启动" in log(), what="start")
+            # 1. A new rule, by editing the file.
+            rules_file.write_text(words + '\n[[rule]]\nname = "建筑坍塌"\nterms = ["塌方"]\nseverity = "重大"\n', encoding="utf-8")
+            wait_for(lambda: "规则已重新加载：2 条（新增 建筑坍塌" in log(), what="reload on change")
+            now = SystemClock().now()
+            server.routes["/f"] = Route(rss(feed_items(1) + [{"id": "c1", "title": "隧道塌方", "published": now}]))
+            wait_for(lambda: scalar(db, "select count(*) from incidents where rule = '建筑坍塌'") == 1, what="new rule in use")
+            # 2. A broken file is refused; the two rules stay active.
+            rules_file.write_text('[[rule]]\nname = "坏规则"\nterms = ["x"]\nseverity = "很大"\n', encoding="utf-8")
+            wait_for(lambda: "规则文件有误，继续使用原有的 2 条规则" in log(), what="refusal")
+            assert "watchwords.toml:4" in log()
+            server.routes["/f"] = Route(rss(feed_items(1) + [
+                {"id": "c1", "title": "隧道塌方", "published": now}, {"id": "c2", "title": "又一处塌方", "published": now}]))
+            wait_for(lambda: scalar(db, "select count(*) from posts where processed_at is not null") == 3, what="posts processed")
+            assert scalar(db, "select count(*) from matches where rule = '建筑坍塌'") == 2
+            # 3. SIGHUP reloads too (here: the file fixed again, then the signal).
+            rules_file.write_text(words, encoding="utf-8")
+            proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "规则已重新加载：1 条" in log(), what="reload on SIGHUP")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+        finally:
+            proc.kill()
+    # No post was lost or matched twice across the reloads.
+    assert scalar(db, "select count(*) from posts where processed_at is null") == 0
+    assert scalar(db, "select count(*) from (select post_id, rule from matches group by post_id, rule having count(*) > 1)") == 0

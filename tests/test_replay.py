@@ -161,3 +161,13 @@ def test_real_weibo_burst_of_the_2013_yaan_earthquake(tmp_path):
     earthquake_posts = {r["thread_id"] for r in april if "地震" in r["text"] and r["time_iso"].startswith("2013-04-20")}
     assert earthquake_posts <= set(quake[0]["posts"])
     assert quake[0]["clocks"][0]["name"] == "发布权威信息"
+
+
+def test_result_explains_each_post(files):
+    cfg, posts, tmp = files
+    result = run_replay(cfg, posts, tmp / "r.json")
+    [inc] = result["incidents"]
+    assert inc["matches"][0] == {"post": "p1", "terms": ["爆炸"], "checks": ["关键词成立 2 次"],
+                                 "hits": [{"term": "爆炸", "text": "爆炸", "field": "title", "start": 3, "end": 5},
+                                          {"term": "爆炸", "text": "爆炸", "field": "body", "start": 8, "end": 10}]}
+    assert inc["matches"][1]["hits"][0]["text"] == "爆燃"
