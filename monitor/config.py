@@ -337,9 +337,19 @@ TermLike = str | TermEntry
 
 
 class NearSpec(_Model):
-    a: str = Field(min_length=1)
-    b: str = Field(min_length=1)
+    """Any of a within `within` characters of any of b (a and b: a word or a list of words)."""
+
+    a: str | list[str]
+    b: str | list[str]
     within: int = Field(ge=0)  # characters between the two occurrences
+
+    @field_validator("a", "b")
+    @classmethod
+    def _words(cls, v):
+        words = [v] if isinstance(v, str) else v
+        if not words or any(not w.strip() for w in words):
+            raise ValueError("near 的 a、b 需要非空的词或词列表")
+        return v
 
 
 class WatchRule(_Model):

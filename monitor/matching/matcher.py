@@ -119,7 +119,7 @@ class _Compiled:
     groups: tuple[tuple[_Ref, ...], ...]
     excluded: tuple[_Ref, ...]
     phrases: tuple[str, ...]
-    near: tuple[tuple[_Ref, _Ref, int], ...]
+    near: tuple[tuple[tuple[_Ref, ...], tuple[_Ref, ...], int], ...]
 
 
 def _refs(items, default: str) -> list[_Ref]:
@@ -130,6 +130,10 @@ def _refs(items, default: str) -> list[_Ref]:
         for written in (term.text, *term.aliases):
             refs.append(_Ref(normalize(written), term.text, written, boundary))
     return refs
+
+
+def _listed(words) -> list:
+    return [words] if isinstance(words, (str, Term)) else list(words)
 
 
 def _allowed_cuts(key: str) -> frozenset:
@@ -149,10 +153,10 @@ class Matcher:
                 tuple(tuple(_refs(group, rule.boundary)) for group in rule.all),
                 tuple(_refs(rule.none, rule.boundary)),
                 tuple(normalize(p) for p in rule.none_phrases),
-                tuple((_refs([a], rule.boundary)[0], _refs([b], rule.boundary)[0], int(w)) for a, b, w in rule.near),
+                tuple((tuple(_refs(_listed(a), rule.boundary)), tuple(_refs(_listed(b), rule.boundary)), int(w)) for a, b, w in rule.near),
             )
             self._compiled.append(c)
-            refs = [*c.triggers, *(r for g in c.groups for r in g), *c.excluded, *(r for n in c.near for r in n[:2])]
+            refs = [*c.triggers, *(r for g in c.groups for r in g), *c.excluded, *(r for n in c.near for side in n[:2] for r in side)]
             for ref in refs:
                 word = self._words.setdefault(ref.key, _Word(ref.key, allowed_cuts=_allowed_cuts(ref.key)))
                 word.boundaries.add(ref.boundary)
@@ -287,15 +291,16 @@ class Matcher:
                 matched = False
         for a, b, within in c.near:
             pairs = [
-                (max(0, sb - ea, sa - eb), f)
-                for ra, f, sa, ea in self._occurrences([a], fields, found, cuts)
-                for rb, fb, sb, eb in self._occurrences([b], [f], found, cuts)
+                (max(0, sb - ea, sa - eb), ra.written, rb.written)
+                for ra, f, sa, ea in self._occurrences(a, fields, found, cuts)
+                for rb, _fb, sb, eb in self._occurrences(b, [f], found, cuts)
             ]
             close = min(pairs, default=None)
+            a_words, b_words = "/".join(r.written for r in a), "/".join(r.written for r in b)
             if close is not None and close[0] <= within:
-                checks.append(f"「{a.written}」与「{b.written}」相距 {close[0]} 字（≤ {within}）")
+                checks.append(f"「{close[1]}」与「{close[2]}」相距 {close[0]} 字（≤ {within}）")
             else:
-                checks.append(f"「{a.written}」与「{b.written}」未在 {within} 字内同时出现：不匹配")
+                checks.append(f"「{a_words}」与「{b_words}」未在 {within} 字内同时出现：不匹配")
                 matched = False
         if matched and not checks:
             checks.append(f"关键词成立 {len(hits)} 次")
