@@ -132,3 +132,62 @@ tags = ["环保"]
     with pytest.raises(ConfigError) as e:
         load_rules([path])
     assert e.value.problems[0].startswith(f"{path}:5: rule[1].boundary")
+
+
+# ---- the CLI -------------------------------------------------------------------------------
+
+
+def test_rules_test_cli(tmp_path, capsys):
+    from monitor.cli import main
+
+    from .conftest import write_config
+
+    cfg = write_config(tmp_path / "cfg")
+    assert main(["rules", "test", "--config", str(cfg), "南京市长江大桥附近化工厂发生爆炸"]) == 0
+    out = capsys.readouterr().out
+    assert "正文分词：南京市 / 长江大桥 / 附近 / 化工厂 / 发生爆炸" in out
+    assert "【危化品爆炸】✔ 命中" in out and "关键词「爆炸」：正文第 15–16 字" in out
+    assert "【黑臭水体】✘ 不命中" in out and "关键词未出现" in out
+    assert main(["rules", "test", "--config", str(cfg), "今天天气很好"]) == 1
+
+
+def test_rules_check_cli(tmp_path, capsys):
+    from monitor.cli import main
+
+    from .conftest import write_config
+
+    cfg = write_config(tmp_path / "cfg")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.toml").write_text('[[rule]]\nname = "a"\nterms = ["乌鲁木齐·米东区", "河"]\nseverity = "一般"\n', encoding="utf-8")
+    (rules / "b.toml").write_text('[[rule]]\nname = "b"\nterms = ["河"]\nseverity = "一般"\n', encoding="utf-8")
+    assert main(["rules", "check", "--config", str(cfg), "--rules", str(rules)]) == 0
+    out = capsys.readouterr().out
+    assert "规则有效：2 条，来自 2 个文件" in out
+    assert "单字词「河」" in out and "「河」同时出现在规则「a」和「b」中" in out
+    (rules / "b.toml").write_text('[[rule]]\nname = "b"\nterms = []\nseverity = "一般"\n', encoding="utf-8")
+    assert main(["rules", "check", "--config", str(cfg), "--rules", str(rules)]) == 2
+    assert f"{rules / 'b.toml'}:3: rule[1].terms" in capsys.readouterr().err
+
+
+def test_rules_dry_run_compares_with_what_was_matched(tmp_path, capsys):
+    from monitor.cli import main
+
+    from .conftest import write_config
+    from .test_replay import POSTS, write_jsonl
+
+    cfg = write_config(tmp_path / "cfg")
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    recent = [dict(p, published_at=p["published_at"].replace("2026-11-20", "2026-11-21")) for p in POSTS]
+    posts = write_jsonl(tmp_path / "p.jsonl", recent)
+    assert main(["replay", "--config", str(cfg), "--posts", str(posts), "--dry-run", "--database", url, "--out", str(tmp_path / "r.json")]) == 0
+    new = tmp_path / "new.toml"
+    new.write_text('[[rule]]\nname = "危化品爆炸"\nterms = ["爆炸"]\nseverity = "重大"\n\n'
+                   '[[rule]]\nname = "交通拥堵"\nterms = ["堵车"]\nseverity = "一般"\n', encoding="utf-8")
+    capsys.readouterr()
+    assert main(["rules", "dry-run", "--since", "3650d", "--rules", str(new), "--config", str(cfg), "--database", url]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line and not line.startswith((" ", "试运行", "规则"))}
+    assert lines["危化品爆炸"] == ["2", "1", "-1"]  # 爆燃 is no longer a term
+    assert lines["交通拥堵"] == ["0", "1", "+1"]
+    assert "+ 南京市长江大桥堵车" in out and "− " in out

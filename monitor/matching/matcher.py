@@ -165,7 +165,7 @@ class Matcher:
         self._automaton = ahocorasick.Automaton()
         for key in self._words:
             if key:
-                self._automaton.add_word(key, key)
+                self._automaton.add_word(key, (key, len(key) - 1))
         self._empty = not self._words
         if not self._empty:
             self._automaton.make_automaton()
@@ -188,8 +188,12 @@ class Matcher:
         found: dict[str, list[tuple[int, int]]] = {}
         if self._empty or not normalized:
             return found
-        for end, key in self._automaton.iter(normalized):
-            found.setdefault(key, []).append((end + 1 - len(key), end + 1))
+        get = found.get
+        for end, (key, back) in self._automaton.iter(normalized):
+            spans = get(key)
+            if spans is None:
+                found[key] = spans = []
+            spans.append((end - back, end + 1))
         return found
 
     def match(self, title: str, body: str) -> list[Verdict]:
@@ -201,10 +205,17 @@ class Matcher:
         texts = {"title": title or "", "body": body or ""}
         norm = {f: normalize_map(t) for f, t in texts.items()}
         found = {f: self._scan(norm[f][0]) for f in FIELDS}
-        candidates = []
-        for c in self._compiled:
-            if every_rule or any(ref.key in found[f] for ref in c.triggers for f in c.spec.fields):
-                candidates.append(c)
+        if every_rule:
+            candidates = list(self._compiled)
+        else:
+            # Through the index from word to rules: cost follows what occurs, not the rule count.
+            chosen: dict[int, _Compiled] = {}
+            for f in FIELDS:
+                for key in found[f]:
+                    for c in self._triggers.get(key, ()):
+                        if f in c.spec.fields:
+                            chosen[id(c)] = c
+            candidates = list(chosen.values())
         if not candidates:
             return []
         cuts = _LazyCuts(self, norm, found)
