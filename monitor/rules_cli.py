@@ -11,7 +11,7 @@ from sqlalchemy import select
 from monitor.app import rule_specs
 from monitor.clock import SystemClock, parse_duration, show, to_db
 from monitor.config import ConfigError, expand_rule_paths, load, load_rules
-from monitor.matching.matcher import FIELDS, Matcher
+from monitor.matching.matcher import Matcher
 
 FIELD_NAMES = {"title": "标题", "body": "正文"}
 
