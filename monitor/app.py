@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import secrets
 from monitor.alerts.channels import ChannelError, Channels
+from monitor.alerts.roster import person_tag
 from monitor.clock import Clock
 from monitor.config import Config, ConfigError, WatchRule
 from monitor.incidents.service import Alerting, Incidents
@@ -52,7 +54,19 @@ def load_channels(cfg: Config) -> Channels:
         channels = Channels.from_file(cfg.apprise_path)
     except ChannelError as e:
         raise ConfigError([str(e)]) from None
-    problems = [
+    problems = []
+    for person in cfg.main.person:
+        for url in person.urls:
+            expanded = os.path.expandvars(url)
+            secrets.register_url(expanded)
+            if not channels.add(expanded, person_tag(person.name)):
+                problems.append(f"{cfg.path}: [[person]] 「{person.name}」的 urls 中有无法识别的 apprise 地址：{secrets.redact(expanded)}")
+        for tag in person.tags:
+            if not channels.targets(tag):
+                problems.append(f"{cfg.path}: [[person]] 「{person.name}」的标签 {tag} 在 {cfg.apprise_path} 中没有任何告警地址")
+        if not person.tags and not person.urls:
+            problems.append(f"{cfg.path}: [[person]] 「{person.name}」既没有 tags 也没有 urls：告警无处可发")
+    problems += [
         f"{cfg.path}: [[tier]] 「{tier.name}」的标签 {tag} 在 {cfg.apprise_path} 中没有任何告警地址"
         for tier in cfg.main.tier
         for tag in tier.tags

@@ -103,6 +103,14 @@ def parser() -> argparse.ArgumentParser:
     _config_arg(q)
     _db_arg(q)
 
+    p = sub.add_parser("roster", help="值班表：谁在值班、谁会收到哪一级告警")
+    ro = p.add_subparsers(dest="roster_command", required=True, metavar="子命令")
+    q = ro.add_parser("now", help="现在的值班安排")
+    _config_arg(q)
+    q = ro.add_parser("at", help="某一时刻的值班安排")
+    q.add_argument("time", help="时间，如 2026-10-01T20:00（北京时间）或带时区的 ISO 8601")
+    _config_arg(q)
+
     p = sub.add_parser("report", help="统计报告")
     rs = p.add_subparsers(dest="report_command", required=True, metavar="子命令")
     q = rs.add_parser("weekly", help="生成舆情回应周报（默认上一个完整的自然周）")
@@ -173,11 +181,45 @@ def _dispatch(args) -> int:
         return _replay(args)
     if args.command == "report":
         return _report_weekly(args)
+    if args.command == "roster":
+        return _roster(args)
     if args.command == "rules":
         from monitor import rules_cli
 
         return {"test": rules_cli.test, "check": rules_cli.check, "dry-run": rules_cli.dry_run}[args.rules_command](args)
     return 2
+
+
+def _roster(args) -> int:
+    from monitor.alerts.roster import next_shift_start, on_duty, recipients, shifts_on_duty
+
+    cfg = load(args.config)
+    main = cfg.main
+    if args.roster_command == "now":
+        at = SystemClock().now()
+    else:
+        try:
+            at = parse_iso(args.time)
+        except ValueError:
+            print(f"无法识别的时间：{args.time}（应为如 2026-10-01T20:00）", file=sys.stderr)
+            return 2
+    print(f"值班安排：{show(at)}（北京时间）")
+    departments = sorted({d for s in main.shift for d in s.departments})
+    for index, tier in enumerate(main.tier):
+        for department in ["", *departments]:
+            shifts = shifts_on_duty(main, tier.name, department, at)
+            if department and not any(department in s.departments for s in shifts):
+                continue  # this department has no shift of its own for this tier now
+            people = on_duty(main, tier.name, department, at)
+            scope = f"（{department}）" if department else ""
+            who = "、".join(p.name for p in people) if people else "无人排班，发给该级默认地址"
+            shift_names = "、".join(s.name or f"{s.start}–{s.end}" for s in shifts)
+            print(f"  第 {index + 1} 级 {tier.name}{scope}：{who}" + (f"（{shift_names}）" if shift_names else ""))
+            print(f"      告警标签：{', '.join(recipients(main, index, department, at))}")
+    upcoming = next_shift_start(main, at, main.tier[0].name) if main.shift else None
+    if upcoming:
+        print(f"下次交接班：{show(upcoming)}")
+    return 0
 
 
 def _report_weekly(args) -> int:

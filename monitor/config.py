@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -172,13 +172,73 @@ DEFAULT_TIERS = (
 )
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HHMM = re.compile(r"^([01]?\d|2[0-4]):([0-5]\d)$")
+
+
+def _hhmm(value: str) -> str:
+    m = _HHMM.match(value.strip())
+    if not m or (m.group(1) == "24" and m.group(2) != "00"):
+        raise ValueError(f"时间 {value!r} 应为 HH:MM（00:00–24:00）")
+    return f"{int(m.group(1)):02d}:{m.group(2)}"
+
+
+class Person(_Model):
+    """Someone on the roster, and where their alerts go. Secrets: put URLs with tokens in
+    apprise.yml under a tag (tags = [...]), or write ${ENV} in urls."""
+
+    name: str = Field(min_length=1)
+    tags: list[str] = []  # targets in the apprise config
+    urls: list[str] = []  # apprise URLs of this person's own; ${VAR} is expanded
+    department: str = ""
+
+
+class Shift(_Model):
+    """Who is on duty for a tier: by weekday and time, or on given dates (holidays), which
+    then replace that tier's weekday shifts for the day. end ≤ start runs past midnight."""
+
+    name: str = ""
+    tier: str
+    people: list[str] = Field(min_length=1)
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = []  # empty: every day
+    dates: list[date] = []
+    start: str = "00:00"
+    end: str = "24:00"
+    departments: list[str] = []  # 分级负责: this shift covers these departments; empty: all
+
+    _t = field_validator("start", "end")(lambda cls, v: _hhmm(v))
+
+
+class QuietHours(_Model):
+    start: str = "23:00"
+    end: str = "07:00"
+
+    _t = field_validator("start", "end")(lambda cls, v: _hhmm(v))
+
+
+class SeverityPolicy(_Model):
+    """Overrides of [escalation] for one severity."""
+
+    first_tier: str | None = None  # who gets the first alert and the reminders
+    reminders: list[str] | None = None
+    ack_timeout: timedelta | None = None  # not acknowledged within this → next tier, and on
+    repeat_every: timedelta | None = None
+    quiet: bool | None = None  # hold reminders during quiet hours (never for 特别重大)
+
+    _d = field_validator("ack_timeout", "repeat_every", mode="before")(lambda cls, v: None if v is None else _duration(v))
+
+
 class EscalationConfig(_Model):
     # "50%" = when half the time is gone; "1h" = one hour before the deadline.
     reminders: list[str] = ["50%", "1h"]
     repeat_every: timedelta = timedelta(hours=2)
     tick: timedelta = timedelta(seconds=30)
+    ack_timeout: timedelta | None = None  # default: no acknowledgement timeout
+    quiet: QuietHours | None = None  # reminders of severities with quiet = true wait until it ends
+    severity: dict[Severity, SeverityPolicy] = {}
 
     _d = field_validator("repeat_every", "tick", mode="before")(_duration)
+    _a = field_validator("ack_timeout", mode="before")(lambda cls, v: None if v is None else _duration(v))
 
     @field_validator("reminders")
     @classmethod
@@ -301,6 +361,8 @@ class MainConfig(_Model):
     alerts: AlertsConfig = AlertsConfig()
     report: ReportConfig = ReportConfig()
     health: HealthConfig = HealthConfig()
+    person: list[Person] = []
+    shift: list[Shift] = []
     demo: DemoConfig | None = None
 
     @model_validator(mode="after")
@@ -311,6 +373,17 @@ class MainConfig(_Model):
                 if item.name in seen:
                     raise ValueError(f"[[{what}]] 名称重复：{item.name}")
                 seen.add(item.name)
+        tiers = {t.name for t in self.tier}
+        people = {p.name for p in self.person}
+        for shift in self.shift:
+            if shift.tier not in tiers:
+                raise ValueError(f"[[shift]] {shift.name or shift.tier}：tier「{shift.tier}」不在 [[tier]] 中（现有：{'、'.join(tiers)}）")
+            unknown = [p for p in shift.people if p not in people]
+            if unknown:
+                raise ValueError(f"[[shift]] {shift.name or shift.tier}：未在 [[person]] 中定义的人员：{'、'.join(unknown)}")
+        for severity, policy in self.escalation.severity.items():
+            if policy.first_tier and policy.first_tier not in tiers:
+                raise ValueError(f"[escalation.severity.{severity}] first_tier「{policy.first_tier}」不在 [[tier]] 中")
         if self.incidents.reply_meets and self.incidents.reply_meets not in {c.name for c in self.clock}:
             raise ValueError(f"[incidents] reply_meets = {self.incidents.reply_meets!r} 不是 [[clock]] 中的时限名称")
         covered = {s for c in self.clock for s in c.severities}

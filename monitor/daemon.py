@@ -19,6 +19,7 @@ import sdnotify
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from monitor.alerts.handoff import send_handoffs
 from monitor.alerts.outbox import deliver_due
 from monitor.app import App, build, rule_specs, setup_logging
 from monitor.clock import Clock, SystemClock
@@ -40,6 +41,7 @@ class Daemon:
         self.reload_requested = threading.Event()
         self.notifier = sdnotify.SystemdNotifier()
         self.last_tick = time.monotonic()
+        self.last_handoff_check = self.clock.now()
         self.app: App | None = None
         self.demo = None
 
@@ -151,6 +153,12 @@ class Daemon:
 
     def tick_job(self) -> None:
         self.app.pipeline.tick()
+        now = self.clock.now()
+        # Shift starts within the last few ticks: a digest missed by hours would only confuse.
+        after = max(self.last_handoff_check, now - self.cfg.main.escalation.tick * 20)
+        with self.app.sessions.begin() as session:
+            send_handoffs(session, self.cfg.main, self.app.channels, after, now)
+        self.last_handoff_check = now
         self.last_tick = time.monotonic()
 
     def deliver_job(self) -> None:

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from monitor.alerts.handoff import send_handoffs
 from monitor.alerts.outbox import deliver_due
+from monitor.alerts.roster import next_shift_start
 from monitor.app import build
 from monitor.clock import FakeClock, from_db, iso_local, parse_iso
 from monitor.config import Config
@@ -155,6 +157,7 @@ def _run(app, clock: FakeClock, posts, actions, end: datetime) -> list[str]:
     errors: list[str] = []
     sources: dict[str, int] = {}
     pi = ai = 0
+    last = clock.now() - timedelta(microseconds=1)
     while True:
         candidates = []
         if pi < len(posts):
@@ -165,6 +168,9 @@ def _run(app, clock: FakeClock, posts, actions, end: datetime) -> list[str]:
             step_at = session.scalar(select(func.min(Incident.next_step_at)))
         if step_at is not None:
             candidates.append(from_db(step_at))
+        shift_at = next_shift_start(app.cfg.main, clock.now(), app.cfg.main.tier[0].name) if app.cfg.main.shift else None
+        if shift_at is not None:
+            candidates.append(shift_at)
         if not candidates:
             break
         now = max(min(candidates), clock.now())
@@ -186,6 +192,10 @@ def _run(app, clock: FakeClock, posts, actions, end: datetime) -> list[str]:
             errors.extend(_apply(app, actions[ai], now))
             ai += 1
         app.pipeline.tick()
+        if app.cfg.main.shift:
+            with app.sessions.begin() as session:
+                send_handoffs(session, app.cfg.main, app.channels, last, now, dry_run=app.channels is None)
+        last = now
         if app.channels is not None:
             deliver_due(app.sessions, app.channels, clock, app.cfg.main.alerts)
     return errors

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from monitor.incidents.clocks import clock_start, plan_clocks
-from monitor.incidents.escalation import ClockState, Policy, collapse, due_steps, next_step_at
+from monitor.incidents.escalation import ClockState, IncidentState, Policy, collapse, due_steps, next_step_at, quiet_end
 from monitor.config import DEFAULT_CLOCKS
 
 from .conftest import utc
@@ -32,7 +32,7 @@ def test_clock_start_uses_fetch_time_when_published_is_missing_or_future():
 
 
 def test_reminders_then_escalations_up_the_ladder():
-    steps = due_steps(7, False, [five_hour_clock()], POLICY, T0 + 11 * H)
+    steps = due_steps(IncidentState(7, False), [five_hour_clock()], POLICY, T0 + 11 * H)
     assert [(s.key, s.kind, s.tier, s.at - T0) for s in steps] == [
         ("7:发布权威信息:remind-50%", "reminder", 0, 2.5 * H),
         ("7:发布权威信息:remind-1h-before", "reminder", 0, 4 * H),
@@ -44,24 +44,24 @@ def test_reminders_then_escalations_up_the_ladder():
 
 
 def test_nothing_due_before_the_first_reminder_and_keys_are_stable():
-    assert due_steps(1, False, [five_hour_clock()], POLICY, T0 + 2 * H) == []
-    a = due_steps(1, False, [five_hour_clock()], POLICY, T0 + 6 * H)
-    b = due_steps(1, False, [five_hour_clock()], POLICY, T0 + 6 * H)
+    assert due_steps(IncidentState(1, False), [five_hour_clock()], POLICY, T0 + 2 * H) == []
+    a = due_steps(IncidentState(1, False), [five_hour_clock()], POLICY, T0 + 6 * H)
+    b = due_steps(IncidentState(1, False), [five_hour_clock()], POLICY, T0 + 6 * H)
     assert a == b
 
 
 def test_met_clock_and_closed_incident_stop_everything():
-    assert due_steps(1, False, [five_hour_clock(met_at=T0 + H)], POLICY, T0 + 30 * H) == []
-    assert due_steps(1, True, [five_hour_clock()], POLICY, T0 + 30 * H) == []
-    assert next_step_at(True, [five_hour_clock()], POLICY, T0) is None
-    assert next_step_at(False, [five_hour_clock(met_at=T0)], POLICY, T0) is None
+    assert due_steps(IncidentState(1, False), [five_hour_clock(met_at=T0 + H)], POLICY, T0 + 30 * H) == []
+    assert due_steps(IncidentState(1, True), [five_hour_clock()], POLICY, T0 + 30 * H) == []
+    assert next_step_at(IncidentState(1, True), [five_hour_clock()], POLICY, T0) is None
+    assert next_step_at(IncidentState(1, False), [five_hour_clock(met_at=T0)], POLICY, T0) is None
 
 
 def test_next_step_at_walks_the_schedule():
     clocks = [five_hour_clock()]
     at, seen = T0, []
     for _ in range(5):
-        at = next_step_at(False, clocks, POLICY, at)
+        at = next_step_at(IncidentState(1, False), clocks, POLICY, at)
         seen.append(at - T0)
     assert seen == [2.5 * H, 4 * H, 5 * H, 7 * H, 9 * H]
 
@@ -69,24 +69,24 @@ def test_next_step_at_walks_the_schedule():
 def test_reminder_specs_landing_together_make_one_and_short_clocks_skip_impossible_ones():
     policy = Policy(("50%", "1h"), timedelta(hours=1), tiers=2)
     two_hours = ClockState("c", T0, T0 + 2 * H)
-    assert [s.label for s in due_steps(1, False, [two_hours], policy, T0 + 2 * H) if s.kind == "reminder"] == ["remind-50%"]
+    assert [s.label for s in due_steps(IncidentState(1, False), [two_hours], policy, T0 + 2 * H) if s.kind == "reminder"] == ["remind-50%"]
     policy = Policy(("6h",), timedelta(hours=1), tiers=2)
-    assert [s.kind for s in due_steps(1, False, [five_hour_clock()], policy, T0 + 5 * H)] == ["escalation"]
+    assert [s.kind for s in due_steps(IncidentState(1, False), [five_hour_clock()], policy, T0 + 5 * H)] == ["escalation"]
 
 
 def test_single_tier_escalates_to_itself():
-    steps = due_steps(1, False, [five_hour_clock()], Policy((), timedelta(hours=1), tiers=1), T0 + 6 * H)
+    steps = due_steps(IncidentState(1, False), [five_hour_clock()], Policy((), timedelta(hours=1), tiers=1), T0 + 6 * H)
     assert [s.tier for s in steps] == [0, 0]
 
 
 def test_collapse_after_downtime_sends_the_latest_word_to_each_tier():
-    steps = due_steps(1, False, [five_hour_clock()], POLICY, T0 + 11 * H)
+    steps = due_steps(IncidentState(1, False), [five_hour_clock()], POLICY, T0 + 11 * H)
     send, superseded = collapse(steps)
     assert [s.label for s in send] == ["overdue-0", "overdue-3"]  # tier 1 once, tier 2 once
     assert {s.label for s in superseded} == {"remind-50%", "remind-1h-before", "overdue-1", "overdue-2"}
     # Before the deadline, only the latest reminder goes out.
-    send, superseded = collapse(due_steps(1, False, [five_hour_clock()], POLICY, T0 + 4.5 * H))
+    send, superseded = collapse(due_steps(IncidentState(1, False), [five_hour_clock()], POLICY, T0 + 4.5 * H))
     assert [s.label for s in send] == ["remind-1h-before"] and [s.label for s in superseded] == ["remind-50%"]
     # One step at a time (the daemon on time) collapses nothing.
-    one = due_steps(1, False, [five_hour_clock()], POLICY, T0 + 3 * H)
+    one = due_steps(IncidentState(1, False), [five_hour_clock()], POLICY, T0 + 3 * H)
     assert collapse(one) == (one, [])

@@ -54,6 +54,17 @@ class Channels:
             raise ChannelError(f"告警通道配置中没有可用的地址：{path}（请检查 apprise 格式与 URL）")
         return cls(obj)
 
+    def add(self, url: str, tag: str) -> bool:
+        """A target that is not in the apprise config file (a person's own URL)."""
+        before = len(self._apprise)
+        if not self._apprise.add(url, tag=tag) or len(self._apprise) == before:
+            return False
+        server = self._apprise[len(self._apprise) - 1]
+        full = server.url()
+        _register_secret_parts(full, server.url(privacy=True))
+        self._servers[_target_id(full)] = server
+        return True
+
     def targets(self, tag: str) -> list[Target]:
         out = []
         for server in self._apprise.find(tag=tag):

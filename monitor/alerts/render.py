@@ -52,6 +52,9 @@ def render(
     elif kind == "reminder" and step is not None:
         clock = next(c for c in clocks if c.name == step.clock)
         title = f"{head}回应时限提醒 #{incident.id}：{step.clock}剩余 {show_delta(clock.due_at - now)}"
+    elif kind == "escalation" and step is not None and step.clock is None:
+        waited = show_delta(now - incident.opened_at)
+        title = f"{head}无人确认升级 #{incident.id}：{incident.rule}发现 {waited} 仍未确认"
     elif kind == "escalation" and step is not None:
         clock = next(c for c in clocks if c.name == step.clock)
         over = now - clock.due_at
@@ -76,7 +79,7 @@ def render(
         lines.append(f"已升级至：{tier_name}")
     if incident.acked_at is None:
         lines.append(f"确认收到：monitor incidents ack {incident.id}")
-    target = step.clock if step is not None else (clocks[0].name if clocks else "时限名称")
+    target = step.clock if step is not None and step.clock else (clocks[0].name if clocks else "时限名称")
     lines.append(f"登记回应：monitor incidents met {incident.id} {target} --evidence 链接")
     return title, "\n".join(lines)
 
@@ -118,4 +121,18 @@ def render_source_health(
         lines.append(f"异常开始于：{show(since)}，持续 {show_delta(now - since)}")
     else:
         lines.append(f"检查：monitor sources test {name}")
+    return title, "\n".join(lines)
+
+
+def render_handoff(shift_name: str, at: datetime, people: list[str], incidents: list[tuple[IncidentView, list[ClockState]]], now: datetime) -> tuple[str, str]:
+    """The digest the incoming officer receives at a shift change."""
+    title = f"【交接班】{shift_name or '值班'} {show(at)} 接班：未关闭事件 {len(incidents)} 起"
+    lines = [f"接班：{'、'.join(people) or '—'}　时间：{show(at)}（北京时间）"]
+    if not incidents:
+        lines.append("当前没有未关闭的舆情事件。")
+    for view, clocks in incidents:
+        acked = f"已确认（{show(view.acked_at)}）" if view.acked_at else "未确认"
+        lines.append(f"\n#{view.id}【{view.severity}】{view.rule}：{view.title}（{view.department or '—'}，{acked}）")
+        lines.extend(f"  {clock_line(c, now)}" for c in clocks)
+    lines.append("\n查看：monitor incidents list")
     return title, "\n".join(lines)

@@ -18,7 +18,8 @@ from monitor.alerts.render import IncidentView, render, render_reply
 from monitor.clock import from_db, show, show_delta, to_db
 from monitor.config import MainConfig
 from monitor.incidents.clocks import clock_start, plan_clocks
-from monitor.incidents.escalation import ClockState, Policy, collapse, due_steps, next_step_at
+from monitor.alerts.roster import recipients
+from monitor.incidents.escalation import ClockState, IncidentState, Policy, collapse, due_steps, next_step_at
 from monitor.matching.matcher import Match
 from monitor.severity import SEVERITIES
 from monitor.store.models import Clock, Event, Incident, IncidentPost, Notification, Post
@@ -49,7 +50,30 @@ class Incidents:
     def __init__(self, cfg: MainConfig, alerting: Alerting):
         self.cfg = cfg
         self.alerting = alerting
-        self.policy = Policy(tuple(cfg.escalation.reminders), cfg.escalation.repeat_every, len(cfg.tier))
+        self.tier_names = [t.name for t in cfg.tier]
+
+    def policy_for(self, severity: str) -> Policy:
+        esc = self.cfg.escalation
+        own = esc.severity.get(severity)
+
+        def pick(name, default):
+            value = getattr(own, name) if own is not None else None
+            return default if value is None else value
+
+        first = self.tier_names.index(own.first_tier) if own is not None and own.first_tier else 0
+        # 特别重大 always pages, whatever the quiet settings say.
+        quiet = esc.quiet is not None and pick("quiet", True) and severity != "特别重大"
+        return Policy(
+            tuple(pick("reminders", esc.reminders)), pick("repeat_every", esc.repeat_every), len(self.cfg.tier),
+            first, pick("ack_timeout", esc.ack_timeout), (esc.quiet.start, esc.quiet.end) if quiet else None,
+        )
+
+    @staticmethod
+    def state(incident: Incident) -> IncidentState:
+        return IncidentState(incident.id, incident.state == "closed", from_db(incident.opened_at), from_db(incident.acked_at))
+
+    def recipients(self, tier: int, incident: Incident, now: datetime) -> tuple[str, ...]:
+        return recipients(self.cfg, tier, incident.department, now)
 
     # ---- reading -------------------------------------------------------------------
 
@@ -180,39 +204,39 @@ class Incidents:
 
     def _fire_due(self, session: Session, incident: Incident, now: datetime) -> int:
         clocks = self.clock_states(incident)
-        steps = due_steps(incident.id, incident.state == "closed", clocks, self.policy, now)
+        steps = due_steps(self.state(incident), clocks, self.policy_for(incident.severity), now)
         if not steps:
             return 0
-        logged = set(
-            session.scalars(
-                select(Notification.key).where(Notification.incident_id == incident.id)
-            )
+        logged = dict(
+            session.execute(select(Notification.key, Notification.tier).where(Notification.incident_id == incident.id)).all()
         )
-        send, superseded = collapse([s for s in steps if s.key not in logged])
+        called_in = max((tier for key, tier in logged.items() if ":ack:" in key), default=-1)
+        send, superseded = collapse([s for s in steps if s.key not in logged], called_in)
         view = self.view(incident)
         for step in superseded:
-            self._fire_step(session, view, clocks, step, now, "superseded")
+            self._fire_step(session, incident, view, clocks, step, now, "superseded")
         for step in send:
-            self._fire_step(session, view, clocks, step, now, self.alerting.disposition)
+            self._fire_step(session, incident, view, clocks, step, now, self.alerting.disposition)
         return len(send)
 
-    def _fire_step(self, session, view: IncidentView, clocks, step, now: datetime, disposition: str) -> None:
+    def _fire_step(self, session, incident: Incident, view: IncidentView, clocks, step, now: datetime, disposition: str) -> None:
         tier = self.cfg.tier[step.tier]
         title, body = render(step.kind, view, clocks, now, step, tier.name)
-        alert = Alert(step.key, view.id, step.clock, step.kind, step.tier, tuple(tier.tags), step.at, title, body)
+        tags = self.recipients(step.tier, incident, now)
+        alert = Alert(step.key, view.id, step.clock, step.kind, step.tier, tags, step.at, title, body)
         channels = self.alerting.channels if disposition == "sent" else None
         fire(session, alert, now, channels, disposition)
 
     def _fire_opened(self, session: Session, incident: Incident, now: datetime) -> None:
-        tier = self.cfg.tier[0]
+        first = self.policy_for(incident.severity).first_tier
         clocks = self.clock_states(incident)
         title, body = render("opened", self.view(incident), clocks, now)
-        alert = Alert(f"{incident.id}:opened", incident.id, None, "opened", 0, tuple(tier.tags), now, title, body)
+        alert = Alert(f"{incident.id}:opened", incident.id, None, "opened", first, self.recipients(first, incident, now), now, title, body)
         fire(session, alert, now, self.alerting.channels, self.alerting.disposition)
 
     def _reschedule(self, incident: Incident, now: datetime) -> None:
         """After a tick: the next step strictly after now (everything due was just fired)."""
-        nxt = next_step_at(incident.state == "closed", self.clock_states(incident), self.policy, now)
+        nxt = next_step_at(self.state(incident), self.clock_states(incident), self.policy_for(incident.severity), now)
         incident.next_step_at = to_db(nxt)
 
     @staticmethod
@@ -300,11 +324,11 @@ class Incidents:
             return
         if incident.state == "closed":
             return
-        tier = self.cfg.tier[0]
+        first = self.policy_for(incident.severity).first_tier
         pending = [c.name for c in self.clock_states(incident) if c.met_at is None]
         title, body = render_reply(self.view(incident), post.title or post.body[:60], post.reply_status, post.reply_text,
                                    post.url, replied_at, pending)
-        alert = Alert(f"{incident.id}:reply:{post.id}", incident.id, None, "reply", 0, tuple(tier.tags), now, title, body)
+        alert = Alert(f"{incident.id}:reply:{post.id}", incident.id, None, "reply", first, self.recipients(first, incident, now), now, title, body)
         fire(session, alert, now, self.alerting.channels, self.alerting.disposition)
 
     @staticmethod
