@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from monitor.incidents.clocks import clock_start, plan_clocks
-from monitor.incidents.escalation import ClockState, IncidentState, Policy, collapse, due_steps, next_step_at, quiet_end
+from monitor.incidents.escalation import ClockState, IncidentState, Policy, collapse, due_steps, next_step_at
 from monitor.config import DEFAULT_CLOCKS
 
 from .conftest import utc
