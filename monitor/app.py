@@ -72,6 +72,9 @@ def load_channels(cfg: Config) -> Channels:
         for tag in tier.tags
         if not channels.targets(tag)
     ]
+    for tag in cfg.main.alerts.fallback_tags:
+        if not channels.targets(tag):
+            problems.append(f"{cfg.path}: [alerts] fallback_tags 中的标签 {tag} 在 {cfg.apprise_path} 中没有任何告警地址")
     for tag in cfg.main.health.tags:
         if not channels.targets(tag):
             problems.append(f"{cfg.path}: [health] 标签 {tag} 在 {cfg.apprise_path} 中没有任何告警地址")

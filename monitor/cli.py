@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import getpass
 import json
 import os
@@ -103,6 +104,19 @@ def parser() -> argparse.ArgumentParser:
     _config_arg(q)
     _db_arg(q)
 
+    p = sub.add_parser("alerts", help="告警：发了什么、发给谁、何时、是否送达")
+    al = p.add_subparsers(dest="alerts_command", required=True, metavar="子命令")
+    q = al.add_parser("list", help="最近的告警及其投递状态")
+    q.add_argument("--limit", type=int, default=30, help="最多列出几条（默认 30）")
+    q.add_argument("--incident", type=int, help="只看某个事件的告警")
+    q.add_argument("--failed", action="store_true", help="只看未送达的")
+    _config_arg(q)
+    _db_arg(q)
+    q = al.add_parser("show", help="一条告警的全文、每个投递目标与每次尝试")
+    q.add_argument("id", type=int)
+    _config_arg(q)
+    _db_arg(q)
+
     p = sub.add_parser("roster", help="值班表：谁在值班、谁会收到哪一级告警")
     ro = p.add_subparsers(dest="roster_command", required=True, metavar="子命令")
     q = ro.add_parser("now", help="现在的值班安排")
@@ -146,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `monitor alerts list | head`: the reader has gone, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:
         print(f"无法读取或写入文件：{secrets.redact(str(e))}", file=sys.stderr)
         return 1
@@ -183,11 +200,61 @@ def _dispatch(args) -> int:
         return _report_weekly(args)
     if args.command == "roster":
         return _roster(args)
+    if args.command == "alerts":
+        return _alerts(args)
     if args.command == "rules":
         from monitor import rules_cli
 
         return {"test": rules_cli.test, "check": rules_cli.check, "dry-run": rules_cli.dry_run}[args.rules_command](args)
     return 2
+
+
+DELIVERY = {"pending": "待发送", "sending": "发送中", "sent": "已送达", "failed": "已放弃", "digest": "已并入汇总"}
+DISPOSITION = {"superseded": "已被后续提醒取代，未发送", "dry_run": "演练，未发送"}
+
+
+def _alerts(args) -> int:
+    from sqlalchemy import select
+
+    from monitor.store.models import DeliveryAttempt, Notification, Outbox
+
+    _cfg, _engine_, sessions = _engine(args)
+    with sessions() as session:
+        if args.alerts_command == "show":
+            note = session.get(Notification, args.id)
+            if note is None:
+                print(f"告警 {args.id} 不存在", file=sys.stderr)
+                return 1
+            about = f"事件 #{note.incident_id}" if note.incident_id else "系统"
+            print(f"告警 {note.id}（{about}，{note.kind}，第 {note.tier + 1} 级）：{note.title}")
+            print(f"  计划 {show(from_db(note.scheduled_at))}　发出 {show(from_db(note.fired_at))}　标签 {', '.join(note.tags)}")
+            if note.disposition != "sent":
+                print(f"  {DISPOSITION.get(note.disposition, note.disposition)}")
+            print("  正文：")
+            for line in note.body.splitlines():
+                print(f"    {line}")
+            for row in session.scalars(select(Outbox).where(Outbox.notification_id == note.id).order_by(Outbox.id)):
+                print(f"  → {row.target_display}（{row.tag}）：{DELIVERY.get(row.state, row.state)}，尝试 {row.attempts} 次"
+                      + (f"，送达 {show(from_db(row.sent_at))}" if row.sent_at else ""))
+                for attempt in session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.outbox_id == row.id).order_by(DeliveryAttempt.id)):
+                    print(f"      {show(from_db(attempt.at))} {'成功' if attempt.ok else '失败：' + (attempt.error or '')}")
+            return 0
+        q = select(Notification).order_by(Notification.fired_at.desc(), Notification.id.desc()).limit(args.limit)
+        if args.incident:
+            q = q.where(Notification.incident_id == args.incident)
+        notes = session.scalars(q).all()
+        if not notes:
+            print("没有告警")
+            return 0
+        for note in notes:
+            rows = session.scalars(select(Outbox).where(Outbox.notification_id == note.id)).all()
+            if args.failed and all(r.state == "sent" for r in rows):
+                continue
+            states = Counter(DELIVERY.get(r.state, r.state) for r in rows)
+            summary = "、".join(f"{k} {v}" for k, v in states.items()) or DISPOSITION.get(note.disposition, "无投递目标")
+            print(f"{note.id:>5}  {show(from_db(note.fired_at))}  {note.title}")
+            print(f"       → {', '.join(note.tags)}：{summary}")
+    return 0
 
 
 def _roster(args) -> int:

@@ -282,6 +282,13 @@ class AlertsConfig(_Model):
     retry_max: timedelta = timedelta(minutes=30)
     give_up_after: timedelta = timedelta(hours=24)
     deliver_every: timedelta = timedelta(seconds=5)
+    # A target that keeps failing: after this many attempts the alert also goes to fallback_tags.
+    fallback_tags: list[str] = []
+    fallback_after: int = Field(3, ge=1)
+    # This many failed attempts in a row on one target raise one ops alert ([health] tags).
+    channel_failures: int = Field(5, ge=1)
+    # Storm control: this many alerts due at once for one target go as one digest (0: never).
+    storm_threshold: int = Field(5, ge=0)
 
     _d = field_validator("retry_base", "retry_max", "give_up_after", "deliver_every", mode="before")(
         _duration

@@ -162,7 +162,8 @@ class Daemon:
         self.last_tick = time.monotonic()
 
     def deliver_job(self) -> None:
-        deliver_due(self.app.sessions, self.app.channels, self.clock, self.cfg.main.alerts)
+        main = self.cfg.main
+        deliver_due(self.app.sessions, self.app.channels, self.clock, main.alerts, ops_tags=tuple(main.health.tags or main.tier[0].tags))
 
     def watchdog_job(self) -> None:
         # Ping only while escalation ticks happen: a wedged scheduler must get us restarted.

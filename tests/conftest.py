@@ -247,12 +247,26 @@ def _merge_tables(text: str, extra: str) -> str:
             tail.append(line)
         else:
             additions.setdefault(current, []).append(line)
+    def key_of(line: str) -> str | None:
+        m = re.match(r"^\s*([A-Za-z0-9_\-]+)\s*=", line)
+        return m.group(1) if m else None
+
     out = []
+    table = None
     for line in text.splitlines():
-        out.append(line)
         m = re.match(r"^\[([a-z_]+)\]\s*$", line.strip())
+        if m:
+            table = m.group(1)
+        elif line.strip().startswith("[["):
+            table = None
+        # a key the extra sets again replaces the default written above
+        if table in additions and key_of(line) in {key_of(a) for a in additions[table]}:
+            continue
+        out.append(line)
         if m and m.group(1) in additions:
-            out.extend(additions.pop(m.group(1)))
+            out.extend(additions[m.group(1)])
+    written = {t for t in re.findall(r"^\[([a-z_]+)\]\s*$", text, re.M)}
+    additions = {t: keys for t, keys in additions.items() if t not in written}
     for table, keys in additions.items():
         out.append(f"[{table}]")
         out.extend(keys)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import secrets
 from monitor.alerts.channels import Channels
-from monitor.clock import Clock, backoff, from_db, to_db
+from monitor.clock import Clock, backoff, from_db, show, to_db
 from monitor.config import AlertsConfig
 from monitor.store.models import DeliveryAttempt, Notification, Outbox
 
@@ -103,12 +103,14 @@ def deliver_due(
     clock: Clock,
     cfg: AlertsConfig,
     limit: int = 100,
+    ops_tags: tuple[str, ...] = (),
 ) -> int:
-    """Send what is due now; returns how many were delivered."""
+    """Send what is due now; returns how many alerts were delivered."""
     now = clock.now()
     with sessions() as session:
         due = session.execute(
-            select(Outbox.id, Outbox.state)
+            select(Outbox.id, Outbox.state, Outbox.target, Notification.title)
+            .join(Notification, Notification.id == Outbox.notification_id)
             .where(
                 or_(
                     (Outbox.state == "pending") & (Outbox.next_attempt_at <= to_db(now)),
@@ -118,43 +120,126 @@ def deliver_due(
             .order_by(Outbox.next_attempt_at, Outbox.id)
             .limit(limit)
         ).all()
+    by_target: dict[str, list] = {}
+    for row in due:
+        by_target.setdefault(row.target, []).append(row)
     delivered = 0
-    for outbox_id, state in due:
-        delivered += _deliver_one(sessions, channels, clock, cfg, outbox_id, state)
+    for target, rows in by_target.items():
+        # 特别重大 is never folded into a digest: it pages on its own.
+        single = [r for r in rows if r.title.startswith("【特别重大】")]
+        batch = [r for r in rows if not r.title.startswith("【特别重大】")]
+        if cfg.storm_threshold and len(batch) >= cfg.storm_threshold:
+            delivered += _deliver_digest(sessions, channels, clock, cfg, target, batch, ops_tags)
+        else:
+            single += batch
+        for row in single:
+            delivered += _deliver_one(sessions, channels, clock, cfg, row.id, row.state, ops_tags)
     return delivered
 
 
-def _deliver_one(sessions, channels: Channels, clock: Clock, cfg: AlertsConfig, outbox_id: int, state: str) -> int:
+def _claim(session: Session, outbox_id: int, state: str, now: datetime) -> bool:
+    """Compare-and-set, so two instances never send the same row."""
+    claimed = session.execute(
+        update(Outbox)
+        .where(Outbox.id == outbox_id, Outbox.state == state)
+        .values(state="sending", attempts=Outbox.attempts + 1, next_attempt_at=to_db(now))
+    ).rowcount
+    return claimed == 1
+
+
+def _deliver_one(sessions, channels: Channels, clock: Clock, cfg: AlertsConfig, outbox_id: int, state: str, ops_tags=()) -> int:
     now = clock.now()
     with sessions() as session:
-        # Claim: compare-and-set, so two instances never send the same row.
-        claimed = session.execute(
-            update(Outbox)
-            .where(Outbox.id == outbox_id, Outbox.state == state)
-            .values(state="sending", attempts=Outbox.attempts + 1, next_attempt_at=to_db(now))
-        ).rowcount
-        session.commit()
-        if claimed != 1:
+        if not _claim(session, outbox_id, state, now):
+            session.rollback()
             return 0
+        session.commit()
         row = session.get(Outbox, outbox_id)
         note = session.get(Notification, row.notification_id)
-        title, body, attempts, created_at = note.title, note.body, row.attempts, from_db(row.created_at)
+        title, body = note.title, note.body
 
     ok, error = channels.send(row.target, title, body)
+    _record(sessions, channels, clock, cfg, [outbox_id], ok, error, title, ops_tags)
+    return 1 if ok else 0
 
+
+def _deliver_digest(sessions, channels: Channels, clock: Clock, cfg: AlertsConfig, target: str, rows, ops_tags=()) -> int:
+    """Many alerts due at once for one target: one message listing them all."""
+    now = clock.now()
+    claimed = []
+    with sessions() as session:
+        for row in rows:
+            if _claim(session, row.id, row.state, now):
+                claimed.append(row)
+        session.commit()
+    if not claimed:
+        return 0
+    lines = [f"{i}. {row.title}" for i, row in enumerate(claimed, start=1)]
+    title = f"【告警汇总】{len(claimed)} 条告警（{show(now)}）"
+    body = "\n".join([*lines, "", "逐条详情：monitor alerts list；处置：monitor incidents list"])
+    ok, error = channels.send(target, title, body)
+    _record(sessions, channels, clock, cfg, [r.id for r in claimed], ok, error, title, ops_tags, state_ok="digest")
+    return len(claimed) if ok else 0
+
+
+def _record(sessions, channels, clock, cfg: AlertsConfig, outbox_ids: list[int], ok: bool, error: str | None,
+            title: str, ops_tags=(), state_ok: str = "sent") -> None:
     now = clock.now()
     with sessions() as session:
-        session.add(DeliveryAttempt(outbox_id=outbox_id, at=to_db(now), ok=ok, error=error))
-        values: dict = {"last_error": error}
+        for outbox_id in outbox_ids:
+            row = session.get(Outbox, outbox_id)
+            session.add(DeliveryAttempt(outbox_id=outbox_id, at=to_db(now), ok=ok, error=error))
+            row.last_error = error
+            if ok:
+                row.state, row.sent_at = state_ok, to_db(now)
+            elif now - from_db(row.created_at) >= cfg.give_up_after:
+                row.state = "failed"
+                log.error("告警投递放弃（已尝试 %d 次）%s：%s；最后错误：%s", row.attempts, row.target_display, title, error)
+            else:
+                row.state, row.next_attempt_at = "pending", to_db(now + retry_delay(row.attempts, cfg))
+                log.warning("告警投递失败（第 %d 次，将重试）%s：%s", row.attempts, row.target_display, secrets.redact(error or ""))
+                if row.attempts == cfg.fallback_after and cfg.fallback_tags:
+                    _fall_back(session, channels, row, now, cfg)
         if ok:
-            values.update(state="sent", sent_at=to_db(now))
-            log.info("告警已送达 %s：%s", row.target_display, title)
-        elif now - created_at >= cfg.give_up_after:
-            values.update(state="failed")
-            log.error("告警投递放弃（已尝试 %d 次）%s：%s；最后错误：%s", attempts, row.target_display, title, error)
-        else:
-            values.update(state="pending", next_attempt_at=to_db(now + retry_delay(attempts, cfg)))
-            log.warning("告警投递失败（第 %d 次，将重试）%s：%s", attempts, row.target_display, secrets.redact(error or ""))
-        session.execute(update(Outbox).where(Outbox.id == outbox_id).values(**values))
+            log.info("告警已送达 %s：%s", session.get(Outbox, outbox_ids[0]).target_display, title)
+        session.flush()
+        if not ok and ops_tags:
+            _channel_failing(session, channels, session.get(Outbox, outbox_ids[0]), now, cfg, ops_tags)
         session.commit()
-    return 1 if ok else 0
+
+
+def _fall_back(session: Session, channels: Channels, row: Outbox, now: datetime, cfg: AlertsConfig) -> None:
+    """The channel keeps failing: the same alert also goes to the fallback targets, once each."""
+    for tag in cfg.fallback_tags:
+        for target in channels.targets(tag):
+            exists = session.scalar(
+                select(Outbox.id).where(Outbox.notification_id == row.notification_id, Outbox.target == target.id)
+            )
+            if exists is None:
+                session.add(Outbox(notification_id=row.notification_id, target=target.id, target_display=target.display,
+                                   tag=tag, state="pending", created_at=to_db(now), next_attempt_at=to_db(now)))
+                log.warning("%s 连续失败 %d 次，改发备用目标 %s", row.target_display, row.attempts, target.display)
+
+
+def _channel_failing(session: Session, channels: Channels, row: Outbox, now: datetime, cfg: AlertsConfig, ops_tags) -> None:
+    """`channel_failures` failed attempts in a row on one target: one ops alert per episode."""
+    recent = session.execute(
+        select(DeliveryAttempt.ok, DeliveryAttempt.at)
+        .join(Outbox, Outbox.id == DeliveryAttempt.outbox_id)
+        .where(Outbox.target == row.target)
+        .order_by(DeliveryAttempt.id.desc())
+        .limit(cfg.channel_failures + 1000)
+    ).all()
+    streak = []
+    for attempt_ok, at in recent:
+        if attempt_ok:
+            break
+        streak.append(at)
+    if len(streak) < cfg.channel_failures:
+        return
+    since = from_db(streak[-1])
+    title = f"【告警通道异常】{row.target_display} 已连续 {len(streak)} 次发送失败"
+    body = (f"通道：{row.target_display}（标签 {row.tag}）\n首次失败：{show(since)}\n最近错误：{row.last_error or '—'}\n"
+            f"受影响的告警：monitor alerts list --failed")
+    key = f"channel:{row.target[:16]}:failing:{since.isoformat()}"
+    fire(session, Alert(key, None, None, "channel_failing", 0, tuple(ops_tags), now, title, body), now, channels)

@@ -1,0 +1,164 @@
+"""Delivery officers can trust: real receivers (SMTP, webhook), fallback, storm digests, crashes."""
+
+import email
+import signal
+import socket
+from datetime import timedelta
+from email.header import decode_header, make_header
+
+import pytest
+from sqlalchemy import select
+
+from monitor.alerts.outbox import Alert, deliver_due, fire
+from monitor.app import build, load_channels
+from monitor.clock import FakeClock
+from monitor.config import load
+from monitor.store.models import DeliveryAttempt, Notification, Outbox
+
+from .conftest import Route, Server, rss, utc, write_config
+from .test_daemon import scalar, spawn, wait_for
+
+T0 = utc(2026, 11, 23, 2, 0)
+
+
+class Mailbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def subjects(self):
+        return [str(make_header(decode_header(m["Subject"]))) for m in self.messages]
+
+
+@pytest.fixture
+def smtp():
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    box = Mailbox()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
+def world(tmp_path, receiver, apprise_extra="", extra=""):
+    path = write_config(tmp_path / "cfg", receiver_url=receiver.url("/hook"), extra=extra)
+    if apprise_extra:
+        with (tmp_path / "cfg" / "apprise.yml").open("a", encoding="utf-8") as f:
+            f.write(apprise_extra)
+    cfg = load(path)
+    clock = FakeClock(T0)
+    return cfg, build(cfg, clock), clock
+
+
+def send(app, key, title, tags=("duty",)):
+    with app.sessions.begin() as s:
+        fire(s, Alert(key, None, None, "test", 0, tuple(tags), app.clock.now(), title, f"{title}：正文"), app.clock.now(), app.channels)
+
+
+def test_mail_and_webhook_both_receive(tmp_path, receiver, smtp):
+    box, port = smtp
+    cfg, app, clock = world(tmp_path, receiver, f"  - mailto://127.0.0.1:{port}?from=monitor@example.gov.cn&to=duty@example.gov.cn&mode=insecure:\n      tag: duty\n")
+    send(app, "k1", "【重大】新舆情事件 #1：危化品爆炸")
+    assert deliver_due(app.sessions, app.channels, clock, cfg.main.alerts) == 2
+    assert box.subjects() == ["【重大】新舆情事件 #1：危化品爆炸"]
+    assert receiver.titles() == ["【重大】新舆情事件 #1：危化品爆炸"]
+    assert deliver_due(app.sessions, app.channels, clock, cfg.main.alerts) == 0  # once per (alert, target)
+
+
+def test_failing_channel_falls_back_and_raises_one_ops_alert(tmp_path, receiver):
+    backup = Server()
+    try:
+        extra = '[alerts]\nfallback_tags = ["backup"]\nfallback_after = 3\nchannel_failures = 4\nretry_base = "1s"\nretry_max = "1s"\n'
+        apprise = f"  - json://127.0.0.1:{backup.port}/backup:\n      tag: backup, ops\n"
+        cfg, app, clock = world(tmp_path, receiver, apprise, extra)
+        receiver.fail_posts = 1000
+        send(app, "k1", "【一般】回应时限提醒 #1")
+        for i in range(6):
+            deliver_due(app.sessions, app.channels, clock, cfg.main.alerts, ops_tags=("ops",))
+            clock.advance(timedelta(seconds=2))
+        titles = backup.titles()
+        assert titles.count("【一般】回应时限提醒 #1") == 1  # the fallback, once
+        ops = [t for t in titles if t.startswith("【告警通道异常】")]
+        assert len(ops) == 1 and "已连续 4 次发送失败" in ops[0]
+        receiver.fail_posts = 0
+        clock.advance(timedelta(seconds=5))
+        deliver_due(app.sessions, app.channels, clock, cfg.main.alerts, ops_tags=("ops",))
+        assert receiver.titles() == ["【一般】回应时限提醒 #1"]  # the channel recovered: delivered there too, once
+        with app.sessions() as s:
+            attempts = s.scalars(select(DeliveryAttempt.ok).join(Outbox).where(Outbox.tag == "duty")).all()
+        assert attempts[-1] is True and attempts.count(False) >= 4
+    finally:
+        backup.close()
+
+
+def test_storm_becomes_one_digest_but_extreme_severity_pages_alone(tmp_path, receiver):
+    cfg, app, clock = world(tmp_path, receiver, extra="[alerts]\nstorm_threshold = 5\n")
+    for i in range(7):
+        send(app, f"s{i}", f"【一般】新舆情事件 #{i}：黑臭水体")
+    send(app, "x", "【特别重大】新舆情事件 #99：隧道坍塌")
+    assert deliver_due(app.sessions, app.channels, clock, cfg.main.alerts) == 8
+    titles = receiver.titles()
+    assert len(titles) == 2 and "【特别重大】新舆情事件 #99：隧道坍塌" in titles
+    digest = next(p["payload"] for p in receiver.posts if p["payload"]["title"].startswith("【告警汇总】7 条告警"))
+    assert "1. 【一般】新舆情事件 #0：黑臭水体" in digest["message"] and "7. 【一般】新舆情事件 #6" in digest["message"]
+    with app.sessions() as s:
+        assert sorted(set(s.scalars(select(Outbox.state)))) == ["digest", "sent"]
+    assert deliver_due(app.sessions, app.channels, clock, cfg.main.alerts) == 0
+
+
+def test_alerts_cli(tmp_path, receiver, capsys):
+    from monitor.cli import main
+
+    cfg, app, clock = world(tmp_path, receiver)
+    receiver.fail_posts = 1
+    send(app, "k1", "【重大】新舆情事件 #1：危化品爆炸")
+    deliver_due(app.sessions, app.channels, clock, cfg.main.alerts)
+    with app.sessions() as s:
+        note_id = s.scalar(select(Notification.id))
+    assert main(["alerts", "list", "--config", str(cfg.path)]) == 0
+    out = capsys.readouterr().out
+    assert "【重大】新舆情事件 #1：危化品爆炸" in out and "待发送 1" in out
+    assert main(["alerts", "show", str(note_id), "--config", str(cfg.path)]) == 0
+    out = capsys.readouterr().out
+    assert "→ json://127.0.0.1" in out and "尝试 1 次" in out and "失败：" in out
+    assert main(["alerts", "list", "--failed", "--config", str(cfg.path)]) == 0
+    assert "危化品爆炸" in capsys.readouterr().out
+
+
+def test_sigkill_between_decided_and_delivered_delivers_once(tmp_path, server, receiver):
+    """The alert is decided (logged, queued) while its channel is down; the daemon is killed;
+    the channel comes back; after a restart the alert arrives exactly once."""
+    from monitor.clock import SystemClock
+
+    now = SystemClock().now()
+    server.routes["/f"] = Route(rss([{"id": "a", "title": "化工厂爆炸", "published": now}]))
+    cfg = write_config(tmp_path / "cfg", receiver_url=receiver.url("/hook"), sources=[("f", server.url("/f"))],
+                       extra='[alerts]\nretry_base = "1s"\nretry_max = "2s"\n')
+    db = tmp_path / "cfg" / "monitor.db"
+    receiver.fail_posts = 10_000
+    proc = spawn(cfg)
+    try:
+        wait_for(lambda: db.exists() and scalar(db, "select count(*) from delivery_attempts") >= 1, what="a failed attempt")
+        assert scalar(db, "select count(*) from notifications where key = '1:opened'") == 1
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert receiver.titles() == []
+        receiver.fail_posts = 0
+        proc = spawn(cfg)
+        wait_for(lambda: receiver.titles() == ["【重大】新舆情事件 #1：危化品爆炸"], what="delivery after restart")
+        wait_for(lambda: scalar(db, "select count(*) from outbox where state != 'sent'") == 0, what="sent recorded")
+        import time
+
+        time.sleep(1.5)  # a few more delivery rounds: nothing may go out again
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    finally:
+        proc.kill()
+    assert receiver.titles() == ["【重大】新舆情事件 #1：危化品爆炸"]
