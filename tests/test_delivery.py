@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from monitor.alerts.outbox import Alert, deliver_due, fire
-from monitor.app import build, load_channels
+from monitor.app import build
 from monitor.clock import FakeClock
 from monitor.config import load
 from monitor.store.models import DeliveryAttempt, Notification, Outbox
@@ -80,7 +80,7 @@ def test_failing_channel_falls_back_and_raises_one_ops_alert(tmp_path, receiver)
         cfg, app, clock = world(tmp_path, receiver, apprise, extra)
         receiver.fail_posts = 1000
         send(app, "k1", "【一般】回应时限提醒 #1")
-        for i in range(6):
+        for _ in range(6):
             deliver_due(app.sessions, app.channels, clock, cfg.main.alerts, ops_tags=("ops",))
             clock.advance(timedelta(seconds=2))
         titles = backup.titles()
