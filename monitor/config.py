@@ -341,6 +341,12 @@ class HealthConfig(_Model):
     _d = field_validator("quiet_min", "quiet_default", mode="before")(_duration)
 
 
+class TemplateTexts(_Model):
+    title: str | None = None
+    body: str | None = None  # plain text: e-mail, webhooks
+    markdown: str | None = None  # DingTalk, WeCom, Feishu
+
+
 class DemoConfig(_Model):
     """The bundled demo serves its own feed and alert receiver on loopback."""
 
@@ -370,7 +376,11 @@ class MainConfig(_Model):
     health: HealthConfig = HealthConfig()
     person: list[Person] = []
     shift: list[Shift] = []
+    templates: dict[Literal["opened", "reminder", "escalation", "unacked"], TemplateTexts] = {}
     demo: DemoConfig | None = None
+
+    def template_overrides(self) -> dict[str, dict[str, str]]:
+        return {kind: {k: v for k, v in t.model_dump().items() if v is not None} for kind, t in self.templates.items()}
 
     @model_validator(mode="after")
     def _unique_names(self) -> MainConfig:
@@ -380,6 +390,9 @@ class MainConfig(_Model):
                 if item.name in seen:
                     raise ValueError(f"[[{what}]] 名称重复：{item.name}")
                 seen.add(item.name)
+        from monitor.alerts.templates import compile_templates
+
+        compile_templates(self.template_overrides())  # a template error stops the start, with its name
         tiers = {t.name for t in self.tier}
         people = {p.name for p in self.person}
         for shift in self.shift:

@@ -162,3 +162,49 @@ def test_sigkill_between_decided_and_delivered_delivers_once(tmp_path, server, r
     finally:
         proc.kill()
     assert receiver.titles() == ["【重大】新舆情事件 #1：危化品爆炸"]
+
+
+def test_templates_from_config_are_used_and_errors_are_located(tmp_path, receiver):
+    from monitor.config import ConfigError
+    from monitor.sources import RawPost
+    from monitor.store.posts import source_row, store_posts
+
+    extra = ('[templates.opened]\ntitle = "新事件 {{ incident.id }}｜{{ incident.severity }}｜{{ incident.department }}"\n'
+             'body = "{{ incident.title }} —— {{ clocks | map(attribute=\'status\') | join(\'；\') }}"\n')
+    cfg, app, clock = world(tmp_path, receiver, extra=extra)
+    with app.sessions.begin() as s:
+        sid = source_row(s, "t", "http://x").id
+        store_posts(s, sid, [RawPost("p1", None, "化工厂爆炸", "", None, clock.now())], clock.now())
+    app.pipeline.process_pending()
+    deliver_due(app.sessions, app.channels, clock, cfg.main.alerts)
+    [post] = receiver.posts
+    assert post["payload"]["title"] == "新事件 1｜重大｜应急管理局"
+    assert post["payload"]["message"] == "化工厂爆炸 —— 剩余 5小时；剩余 1天"
+    bad = write_config(tmp_path / "bad", extra='[templates.reminder]\nbody = "{{ incident.id "\n')
+    with pytest.raises(ConfigError) as e:
+        load(bad)
+    assert "[templates.reminder] body 模板有误" in e.value.problems[0] and f"{bad}:" in e.value.problems[0]
+
+
+def test_markdown_goes_to_channels_that_render_it(tmp_path, receiver, monkeypatch):
+    import apprise
+
+    from monitor.alerts.channels import Channels
+
+    obj = apprise.Apprise()
+    obj.add("dingtalk://" + "a" * 64 + "/", tag="duty")
+    obj.add(f"json://127.0.0.1:{receiver.port}/hook", tag="duty")
+    channels = Channels(obj)
+    seen = {}
+
+    def capture(self, **kwargs):  # DingTalk's servers are not reachable here: see what it would get
+        seen.update(kwargs)
+        return True
+
+    ding = channels._apprise[0]
+    monkeypatch.setattr(type(ding), "notify", capture)
+    [ding_target, json_target] = channels.targets("duty")
+    assert channels.send(ding_target.id, "标题", "纯文本", markdown="**加粗**") == (True, None)
+    assert seen["body"] == "**加粗**" and seen["body_format"] == apprise.NotifyFormat.MARKDOWN
+    assert channels.send(json_target.id, "标题", "纯文本", markdown="**加粗**") == (True, None)
+    assert receiver.posts[0]["payload"]["message"] == "纯文本"

@@ -20,6 +20,10 @@ from monitor import secrets
 log = logging.getLogger(__name__)
 
 
+# Channels whose messages render markdown; everything else gets plain text.
+MARKDOWN_SCHEMAS = {"dingtalk", "wecombot", "feishu", "lark"}
+
+
 @dataclass(frozen=True)
 class Target:
     id: str  # sha256 of the full URL: stable, and no secret stored
@@ -71,11 +75,14 @@ class Channels:
             out.append(Target(_target_id(server.url()), _display(server), tag))
         return out
 
-    def send(self, target_id: str, title: str, body: str, attach: list[Path] | None = None) -> tuple[bool, str | None]:
+    def send(self, target_id: str, title: str, body: str, attach: list[Path] | None = None,
+             markdown: str | None = None) -> tuple[bool, str | None]:
         server = self._servers.get(target_id)
         if server is None:
             return False, "该通道已不在告警通道配置中"
         extra = {}
+        if markdown and server.url().split("://", 1)[0].lower() in MARKDOWN_SCHEMAS:
+            body, extra["body_format"] = markdown, apprise.NotifyFormat.MARKDOWN
         if attach:
             files = apprise.AppriseAttachment()
             for path in attach:

@@ -41,6 +41,7 @@ class Alert:
     scheduled_at: datetime
     title: str
     body: str
+    markdown: str | None = None  # for channels that render it
 
 
 def fire(
@@ -63,6 +64,7 @@ def fire(
         disposition=disposition,
         title=alert.title,
         body=alert.body,
+        body_md=alert.markdown,
     )
     try:
         with session.begin_nested():
@@ -156,9 +158,9 @@ def _deliver_one(sessions, channels: Channels, clock: Clock, cfg: AlertsConfig, 
         session.commit()
         row = session.get(Outbox, outbox_id)
         note = session.get(Notification, row.notification_id)
-        title, body = note.title, note.body
+        title, body, markdown = note.title, note.body, note.body_md
 
-    ok, error = channels.send(row.target, title, body)
+    ok, error = channels.send(row.target, title, body, markdown=markdown)
     _record(sessions, channels, clock, cfg, [outbox_id], ok, error, title, ops_tags)
     return 1 if ok else 0
 

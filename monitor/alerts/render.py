@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from monitor.clock import show, show_delta
+from monitor.alerts.templates import DEFAULT_TEMPLATES, Templates
 from monitor.incidents.escalation import ClockState, Step
 
 
@@ -45,43 +46,62 @@ def render(
     now: datetime,
     step: Step | None = None,
     tier_name: str = "",
+    templates: Templates = DEFAULT_TEMPLATES,
 ) -> tuple[str, str]:
-    head = f"【{incident.severity}】"
-    if kind == "opened":
-        title = f"{head}新舆情事件 #{incident.id}：{incident.rule}"
-    elif kind == "reminder" and step is not None:
-        clock = next(c for c in clocks if c.name == step.clock)
-        title = f"{head}回应时限提醒 #{incident.id}：{step.clock}剩余 {show_delta(clock.due_at - now)}"
-    elif kind == "escalation" and step is not None and step.clock is None:
-        waited = show_delta(now - incident.opened_at)
-        title = f"{head}无人确认升级 #{incident.id}：{incident.rule}发现 {waited} 仍未确认"
-    elif kind == "escalation" and step is not None:
-        clock = next(c for c in clocks if c.name == step.clock)
-        over = now - clock.due_at
-        status = f"已超时 {show_delta(over)}" if over.total_seconds() >= 60 else "已到截止时间"
-        title = f"{head}回应超时升级 #{incident.id}：{step.clock}{status}"
-    else:
-        raise ValueError(f"unknown alert kind {kind!r}")
+    """(title, plain body); render_all also gives the markdown body."""
+    title, body, _markdown = render_all(kind, incident, clocks, now, step, tier_name, templates)
+    return title, body
 
-    lines = [
-        f"事件：#{incident.id} {incident.rule}（{incident.severity}）",
-        f"首条：{incident.title}",
-    ]
-    if incident.category or incident.department:
-        lines.append(f"分类：{incident.category or '—'}　责任部门：{incident.department or '—'}")
-    lines.append(f"命中词：{'、'.join(incident.terms) or '—'}")
-    lines.append(f"相关帖文：{incident.post_count} 条　发现时间：{show(incident.opened_at)}")
-    if incident.first_post_url:
-        lines.append(f"链接：{incident.first_post_url}")
-    lines.append("回应时限（北京时间）：")
-    lines.extend(clock_line(c, now) for c in clocks)
-    if kind == "escalation" and tier_name:
-        lines.append(f"已升级至：{tier_name}")
-    if incident.acked_at is None:
-        lines.append(f"确认收到：monitor incidents ack {incident.id}")
+
+def render_all(
+    kind: str,
+    incident: IncidentView,
+    clocks: list[ClockState],
+    now: datetime,
+    step: Step | None = None,
+    tier_name: str = "",
+    templates: Templates = DEFAULT_TEMPLATES,
+) -> tuple[str, str, str]:
+    if kind == "escalation" and step is not None and step.clock is None:
+        kind = "unacked"
+    if kind not in ("opened", "reminder", "escalation", "unacked") or (kind != "opened" and step is None):
+        raise ValueError(f"unknown alert kind {kind!r}")
     target = step.clock if step is not None and step.clock else (clocks[0].name if clocks else "时限名称")
-    lines.append(f"登记回应：monitor incidents met {incident.id} {target} --evidence 链接")
-    return title, "\n".join(lines)
+    step_context = None
+    if step is not None:
+        clock = next((c for c in clocks if c.name == step.clock), None)
+        over = (now - clock.due_at) if clock else None
+        step_context = {
+            "kind": step.kind,
+            "clock": step.clock,
+            "tier": tier_name,
+            "left": show_delta(clock.due_at - now) if clock else "",
+            "overdue": (f"已超时 {show_delta(over)}" if over.total_seconds() >= 60 else "已到截止时间") if over is not None else "",
+            "waited": show_delta(now - incident.opened_at),
+        }
+    context = {
+        "incident": {
+            "id": incident.id, "rule": incident.rule, "title": incident.title, "severity": incident.severity,
+            "category": incident.category, "department": incident.department, "terms": list(incident.terms),
+            "url": incident.first_post_url, "post_count": incident.post_count, "opened": show(incident.opened_at),
+            "acked": incident.acked_at is not None,
+        },
+        "clocks": [
+            {"name": c.name, "due": show(c.due_at), "status": clock_status(c, now), "line": clock_line(c, now)}
+            for c in clocks
+        ],
+        "step": step_context,
+        "ack_command": f"monitor incidents ack {incident.id}",
+        "met_command": f"monitor incidents met {incident.id} {target} --evidence 链接",
+        "now": show(now),
+    }
+    return templates.render(kind, context)
+
+
+def clock_status(c: ClockState, now: datetime) -> str:
+    if c.met_at is not None:
+        return f"已于 {show(c.met_at)} 完成" + ("（超时完成）" if c.met_at > c.due_at else "")
+    return time_left(c.due_at, now)
 
 
 def render_reply(

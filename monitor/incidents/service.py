@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session, lazyload
 
 from monitor.alerts.channels import Channels
 from monitor.alerts.outbox import Alert, fire
-from monitor.alerts.render import IncidentView, render, render_reply
+from monitor.alerts.render import IncidentView, render_all, render_reply
+from monitor.alerts.templates import compile_templates
 from monitor.clock import from_db, show, show_delta, to_db
 from monitor.config import MainConfig
 from monitor.incidents.clocks import clock_start, plan_clocks
@@ -51,6 +52,7 @@ class Incidents:
         self.cfg = cfg
         self.alerting = alerting
         self.tier_names = [t.name for t in cfg.tier]
+        self.templates = compile_templates(cfg.template_overrides())
 
     def policy_for(self, severity: str) -> Policy:
         esc = self.cfg.escalation
@@ -221,17 +223,17 @@ class Incidents:
 
     def _fire_step(self, session, incident: Incident, view: IncidentView, clocks, step, now: datetime, disposition: str) -> None:
         tier = self.cfg.tier[step.tier]
-        title, body = render(step.kind, view, clocks, now, step, tier.name)
+        title, body, markdown = render_all(step.kind, view, clocks, now, step, tier.name, self.templates)
         tags = self.recipients(step.tier, incident, now)
-        alert = Alert(step.key, view.id, step.clock, step.kind, step.tier, tags, step.at, title, body)
+        alert = Alert(step.key, view.id, step.clock, step.kind, step.tier, tags, step.at, title, body, markdown)
         channels = self.alerting.channels if disposition == "sent" else None
         fire(session, alert, now, channels, disposition)
 
     def _fire_opened(self, session: Session, incident: Incident, now: datetime) -> None:
         first = self.policy_for(incident.severity).first_tier
         clocks = self.clock_states(incident)
-        title, body = render("opened", self.view(incident), clocks, now)
-        alert = Alert(f"{incident.id}:opened", incident.id, None, "opened", first, self.recipients(first, incident, now), now, title, body)
+        title, body, markdown = render_all("opened", self.view(incident), clocks, now, templates=self.templates)
+        alert = Alert(f"{incident.id}:opened", incident.id, None, "opened", first, self.recipients(first, incident, now), now, title, body, markdown)
         fire(session, alert, now, self.alerting.channels, self.alerting.disposition)
 
     def _reschedule(self, incident: Incident, now: datetime) -> None:

@@ -180,6 +180,7 @@ class Notification(Base):
     disposition: Mapped[str] = mapped_column(String(20), default="sent")
     title: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
+    body_md: Mapped[str | None] = mapped_column(Text)  # markdown, for DingTalk, WeCom, Feishu
 
 
 class Outbox(Base):
