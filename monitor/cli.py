@@ -334,8 +334,10 @@ def _check_config(args) -> int:
     print(f"配置有效：{cfg.path}")
     print(f"  规则 {len(cfg.rules)} 条（关键词 {terms} 个），来源 {len(cfg.main.source)} 个，时限 {len(cfg.main.clock)} 种，值班梯队 {len(cfg.main.tier)} 级")
     for clock in cfg.main.clock:
-        hours = clock.within.total_seconds() / 3600
-        print(f"  · {clock.name}：{'、'.join(clock.severities)}，{hours:g} 小时内")
+        limit = f"{clock.working_days} 个工作日内" if clock.working_days else f"{clock.within.total_seconds() / 3600:g} 小时内"
+        scope = "，".join(filter(None, ["规则：" + "、".join(clock.rules) if clock.rules else "",
+                                        "分类：" + "、".join(clock.categories) if clock.categories else ""]))
+        print(f"  · {clock.name}：{'、'.join(clock.severities)}{'（' + scope + '）' if scope else ''}，{limit}")
     return 0
 
 

@@ -144,13 +144,38 @@ class SourceConfig(_Model):
 
 
 class ClockRule(_Model):
-    """One response clock: which severities start it and how long they have."""
+    """One response clock: which incidents start it and how long they have, in wall-clock
+    time (within) or in working days on the Chinese holiday calendar (working_days)."""
 
     name: str = Field(min_length=1)
     severities: list[Severity] = Field(min_length=1)
-    within: timedelta
+    within: timedelta | None = None
+    working_days: int | None = Field(None, ge=1)
+    rules: list[str] = []  # only incidents of these rules (empty: any)
+    categories: list[str] = []  # only incidents of these categories (empty: any)
 
-    _d = field_validator("within", mode="before")(_duration)
+    _d = field_validator("within", mode="before")(lambda cls, v: None if v is None else _duration(v))
+
+    @model_validator(mode="after")
+    def _one_measure(self) -> ClockRule:
+        if (self.within is None) == (self.working_days is None):
+            raise ValueError(f"[[clock]]「{self.name}」需要 within（如 \"48h\"）或 working_days（如 20）之一")
+        return self
+
+    @property
+    def general(self) -> bool:
+        return not self.rules and not self.categories
+
+    def applies(self, severity: str, rule: str = "", category: str = "") -> bool:
+        return (severity in self.severities and (not self.rules or rule in self.rules)
+                and (not self.categories or category in self.categories))
+
+
+class CalendarConfig(_Model):
+    """Holidays and make-up workdays (调休) beyond what chinese-calendar knows."""
+
+    holidays: list[date] = []
+    workdays: list[date] = []
 
 
 DEFAULT_CLOCKS = (
@@ -374,6 +399,7 @@ class MainConfig(_Model):
     alerts: AlertsConfig = AlertsConfig()
     report: ReportConfig = ReportConfig()
     health: HealthConfig = HealthConfig()
+    calendar: CalendarConfig = CalendarConfig()
     person: list[Person] = []
     shift: list[Shift] = []
     templates: dict[Literal["opened", "reminder", "escalation", "unacked"], TemplateTexts] = {}
@@ -406,7 +432,7 @@ class MainConfig(_Model):
                 raise ValueError(f"[escalation.severity.{severity}] first_tier「{policy.first_tier}」不在 [[tier]] 中")
         if self.incidents.reply_meets and self.incidents.reply_meets not in {c.name for c in self.clock}:
             raise ValueError(f"[incidents] reply_meets = {self.incidents.reply_meets!r} 不是 [[clock]] 中的时限名称")
-        covered = {s for c in self.clock for s in c.severities}
+        covered = {s for c in self.clock if c.general for s in c.severities}
         missing = [s for s in SEVERITIES if s not in covered]
         if missing:
             raise ValueError(f"[[clock]] 未覆盖以下级别：{'、'.join(missing)}（每个级别至少要有一个回应时限）")

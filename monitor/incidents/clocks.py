@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from monitor.config import ClockRule
+from monitor.incidents.workdays import WorkCalendar
 
 
 @dataclass(frozen=True)
@@ -15,12 +16,20 @@ class ClockPlan:
     due_at: datetime
 
 
-def plan_clocks(severity: str, rules: list[ClockRule], started_at: datetime) -> list[ClockPlan]:
-    return [
-        ClockPlan(rule.name, started_at, started_at + rule.within)
-        for rule in rules
-        if severity in rule.severities
-    ]
+def plan_clocks(
+    severity: str, rules: list[ClockRule], started_at: datetime, rule: str = "", category: str = "",
+    calendar: WorkCalendar | None = None,
+) -> list[ClockPlan]:
+    plans = []
+    for clock in rules:
+        if not clock.applies(severity, rule, category):
+            continue
+        if clock.working_days is not None:
+            due = (calendar or WorkCalendar()).add_working_days(started_at, clock.working_days)
+        else:
+            due = started_at + clock.within
+        plans.append(ClockPlan(clock.name, started_at, due))
+    return plans
 
 
 def clock_start(published_at: datetime | None, fetched_at: datetime) -> datetime:

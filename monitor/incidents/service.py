@@ -19,6 +19,7 @@ from monitor.alerts.templates import compile_templates
 from monitor.clock import from_db, show, show_delta, to_db
 from monitor.config import MainConfig
 from monitor.incidents.clocks import clock_start, plan_clocks
+from monitor.incidents.workdays import WorkCalendar
 from monitor.alerts.roster import recipients
 from monitor.incidents.escalation import ClockState, IncidentState, Policy, collapse, due_steps, next_step_at
 from monitor.matching.matcher import Match
@@ -53,6 +54,10 @@ class Incidents:
         self.alerting = alerting
         self.tier_names = [t.name for t in cfg.tier]
         self.templates = compile_templates(cfg.template_overrides())
+        self.calendar = WorkCalendar(cfg.calendar.holidays, cfg.calendar.workdays)
+
+    def _plan(self, incident: Incident, severity: str, start: datetime):
+        return plan_clocks(severity, self.cfg.clock, start, incident.rule, incident.category, self.calendar)
 
     def policy_for(self, severity: str) -> Policy:
         esc = self.cfg.escalation
@@ -142,7 +147,7 @@ class Incidents:
         session.flush()
         session.info.setdefault(_RECENT, {})[rule.name] = incident
         session.add(IncidentPost(incident_id=incident.id, post_id=post.id, added_at=to_db(now)))
-        for plan in plan_clocks(incident.severity, self.cfg.clock, seen_at):
+        for plan in self._plan(incident, incident.severity, seen_at):
             session.add(
                 Clock(incident_id=incident.id, name=plan.name, started_at=to_db(plan.started_at), due_at=to_db(plan.due_at))
             )
@@ -159,7 +164,7 @@ class Incidents:
         """A post found later but published earlier: the clocks count from the first report."""
         before = from_db(incident.started_at)
         incident.started_at = to_db(seen_at)
-        plans = {p.name: p for p in plan_clocks(incident.severity, self.cfg.clock, seen_at)}
+        plans = {p.name: p for p in self._plan(incident, incident.severity, seen_at)}
         for clock in incident.clocks:
             if clock.active and clock.met_at is None and clock.name in plans:
                 clock.started_at, clock.due_at = to_db(seen_at), to_db(plans[clock.name].due_at)
@@ -297,7 +302,7 @@ class Incidents:
             raise ActionError(f"事件 #{incident_id} 已是「{level}」")
         before = incident.severity
         incident.severity = level
-        plans = {p.name: p for p in plan_clocks(level, self.cfg.clock, from_db(incident.started_at))}
+        plans = {p.name: p for p in self._plan(incident, level, from_db(incident.started_at))}
         existing = {c.name: c for c in incident.clocks}
         for name, clock in existing.items():
             clock.active = name in plans

@@ -159,7 +159,7 @@ def collect(session: Session, cfg: MainConfig, period: Period, now: datetime) ->
         Column(OVERDUE, INT), Column(PENDING, INT), Column("按时率", PCT), Column("完成用时中位数（小时）", HOURS, 14), Column("完成用时P90（小时）", HOURS, 14),
     ], note="按时率 = 按时完成 ÷ 已到期（按时完成 + 超时完成 + 超时未完成）；完成用时自首条帖文起算。")
     names = [c.name for c in cfg.clock] + sorted({f.name for f in facts} - {c.name for c in cfg.clock})
-    within = {c.name: _hours(c.within) for c in cfg.clock}
+    within = {c.name: _hours(c.within) for c in cfg.clock if c.within is not None}
     for name in names:
         mine = [f for f in facts if f.name == name]
         count = Counter(f.outcome(now) for f in mine)
