@@ -24,7 +24,7 @@ from monitor.config import Config
 from monitor.incidents.service import ActionError
 from monitor.sources import RawPost
 from monitor.store.models import Clock as ClockRow
-from monitor.store.models import Incident, IncidentPost, Notification, Post
+from monitor.store.models import Event, Incident, IncidentPost, Notification, Post
 from monitor.store.models import Match as MatchRow
 from monitor.store.posts import source_row, store_posts
 
@@ -252,6 +252,13 @@ def _result(app, cfg: Config) -> dict:
                 .where(IncidentPost.incident_id == incident.id)
                 .order_by(Post.published_at, Post.id)
             ).all()
+            regrades = [
+                {"at": iso_local(from_db(e.at)), "from": e.data.get("before"), "to": e.data.get("after"),
+                 "clocks": [{"name": c["name"], "due_at": iso_local(parse_iso(c["due_at"])),
+                             "met_at": iso_local(parse_iso(c["met_at"])) if c.get("met_at") else None}
+                            for c in e.data.get("clocks", []) if isinstance(c, dict)]}
+                for e in session.scalars(select(Event).where(Event.incident_id == incident.id, Event.kind == "regraded").order_by(Event.at, Event.id))
+            ]
             steps = session.scalars(
                 select(Notification)
                 .where(Notification.incident_id == incident.id, Notification.kind != "opened")
@@ -282,6 +289,8 @@ def _result(app, cfg: Config) -> dict:
                         }
                         for s in steps
                     ],
+                    # The clocks after every regrade, in order.
+                    "regrades": regrades,
                     # Why each post is in: the terms and where they stand, as the rule engine saw it.
                     "matches": [
                         {"post": post_id, "terms": list(terms), "hits": (explanation or {}).get("hits", []),

@@ -171,3 +171,19 @@ def test_result_explains_each_post(files):
                                  "hits": [{"term": "爆炸", "text": "爆炸", "field": "title", "start": 3, "end": 5},
                                           {"term": "爆炸", "text": "爆炸", "field": "body", "start": 8, "end": 10}]}
     assert inc["matches"][1]["hits"][0]["text"] == "爆燃"
+
+
+def test_regrades_show_their_clocks_and_can_count_from_the_regrade(tmp_path):
+    posts = write_jsonl(tmp_path / "p.jsonl", [{"source": "12345", "id": "q1", "title": "河道黑臭", "published_at": "2026-11-20T08:00:00+08:00"}])
+    actions = write_jsonl(tmp_path / "a.jsonl", [
+        {"at": "2026-11-20T10:00:00+08:00", "post": "q1", "action": "regrade", "level": "重大"},
+        {"at": "2026-11-20T12:00:00+08:00", "post": "q1", "action": "regrade", "level": "一般"},
+    ])
+    for start, first_due in (("first_post", "2026-11-20T13:00:00+08:00"), ("regrade", "2026-11-20T15:00:00+08:00")):
+        cfg = write_config(tmp_path / start, extra=f'[incidents]\nregrade_clocks_from = "{start}"\n')
+        result = run_replay(cfg, posts, tmp_path / f"{start}.json", "--actions", str(actions), "--until", "2026-11-20T14:00:00+08:00")
+        up, down = result["incidents"][0]["regrades"]
+        assert (up["at"], up["from"], up["to"]) == ("2026-11-20T10:00:00+08:00", "一般", "重大")
+        assert [(c["name"], c["due_at"]) for c in up["clocks"]] == [("发布权威信息", first_due), ("召开新闻发布会", up["clocks"][1]["due_at"])]
+        assert [c["name"] for c in down["clocks"]] == ["权威回应"]  # back down: the 48 h clock again, as it was
+        assert down["clocks"][0]["due_at"] == "2026-11-22T08:00:00+08:00"

@@ -295,6 +295,9 @@ class Incidents:
         return incident
 
     def regrade(self, session: Session, incident_id: int, level: str, actor: str, now: datetime) -> Incident:
+        """Change the severity: clocks the new level has start (from the first post or from
+        now, as configured), clocks it does not have stop; nothing is deleted, so going down
+        keeps the history, and going back up finds the old clocks as they were."""
         if level not in SEVERITIES:
             raise ActionError(f"级别「{level}」无效，应为 {' | '.join(SEVERITIES)}")
         incident = self.get(session, incident_id)
@@ -302,18 +305,19 @@ class Incidents:
             raise ActionError(f"事件 #{incident_id} 已是「{level}」")
         before = incident.severity
         incident.severity = level
-        plans = {p.name: p for p in self._plan(incident, level, from_db(incident.started_at))}
+        start = now if self.cfg.incidents.regrade_clocks_from == "regrade" else from_db(incident.started_at)
+        plans = {p.name: p for p in self._plan(incident, level, start)}
         existing = {c.name: c for c in incident.clocks}
         for name, clock in existing.items():
             clock.active = name in plans
-            if name in plans:
-                clock.due_at = to_db(plans[name].due_at)
         for name, plan in plans.items():
             if name not in existing:
                 session.add(Clock(incident_id=incident.id, name=name, started_at=to_db(plan.started_at), due_at=to_db(plan.due_at)))
         session.flush()
         session.refresh(incident, ["clocks"])
-        self._event(session, incident, now, actor, "regraded", before=before, after=level, clocks=sorted(plans))
+        after = [{"name": c.name, "due_at": from_db(c.due_at).isoformat(), "met_at": from_db(c.met_at).isoformat() if c.met_at else None}
+                 for c in incident.clocks if c.active]
+        self._event(session, incident, now, actor, "regraded", before=before, after=level, clocks=after)
         self._changed(incident, now)
         return incident
 
