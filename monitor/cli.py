@@ -79,6 +79,18 @@ def parser() -> argparse.ArgumentParser:
     q2.add_argument("--actor", default=None)
     _config_arg(q2)
     _db_arg(q2)
+    q2 = inc.add_parser("merge", help="把事件 B 并入事件 A（同一真实事件被分成了两个）")
+    q2.add_argument("id", type=int, help="保留的事件 A")
+    q2.add_argument("other", type=int, help="并入并关闭的事件 B")
+    q2.add_argument("--actor", default=None)
+    _config_arg(q2)
+    _db_arg(q2)
+    q2 = inc.add_parser("split", help="把若干帖文从事件中拆出，成为新事件")
+    q2.add_argument("id", type=int)
+    q2.add_argument("posts", nargs="+", help="帖文 id（来源中的 id 或数据库编号）")
+    q2.add_argument("--actor", default=None)
+    _config_arg(q2)
+    _db_arg(q2)
     q2 = inc.add_parser("regrade", help="调整事件级别并重算时限")
     q2.add_argument("id", type=int)
     q2.add_argument("level", help="特别重大 | 重大 | 较大 | 一般")
@@ -485,6 +497,12 @@ def _incidents(args) -> int:
             elif command == "close":
                 service.close(session, args.id, actor, now)
                 print(f"事件 #{args.id} 已关闭")
+            elif command == "merge":
+                service.merge(session, args.id, args.other, actor, now)
+                print(f"事件 #{args.other} 已并入 #{args.id}（#{args.other} 已关闭）")
+            elif command == "split":
+                new = service.split(session, args.id, args.posts, actor, now)
+                print(f"已从事件 #{args.id} 拆出 {len(args.posts)} 条帖文，成为新事件 #{new.id}")
             elif command == "regrade":
                 incident = service.regrade(session, args.id, args.level, actor, now)
                 print(f"事件 #{args.id} 级别改为「{args.level}」，时限已重算：")
@@ -528,6 +546,11 @@ EVENT_NAMES = {
     "closed": "关闭",
     "regraded": "调整级别",
     "start_moved": "起算时间提前（发现更早的帖文）",
+    "merged": "并入其他事件",
+    "merged_into": "被并入",
+    "split_out": "拆出帖文",
+    "split_from": "由拆分产生",
+    "reply_seen": "留言板官方答复",
 }
 
 

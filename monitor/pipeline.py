@@ -82,6 +82,8 @@ class Pipeline:
         now = self.clock.now()
         matches = []
         for post in posts:
+            if post.repost_of:
+                self.incidents.join_original(session, post, now)
             for match in self.matcher.match(post.title or "", post.body or ""):
                 matches.append(
                     {

@@ -92,6 +92,7 @@ def read_posts(path: Path) -> list[ReplayPost]:
             body=str(v.get("body") or ""),
             author=v.get("author") or None,
             published_at=published,
+            repost_of=str(v["repost_of"]) if v.get("repost_of") not in (None, "") else None,
         )
         posts.append(ReplayPost(str(v["source"]), raw))
     return posts

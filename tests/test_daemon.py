@@ -39,10 +39,15 @@ def spawn(cfg: Path, env_extra=None) -> subprocess.Popen:
 
 
 def scalar(db: Path, query: str):
+    """A value from the daemon's database; None while it is still being created."""
+    from sqlalchemy.exc import OperationalError
+
     engine = create_engine(f"sqlite:///{db}")
     try:
         with engine.connect() as c:
             return c.execute(text(query)).scalar()
+    except OperationalError:
+        return None
     finally:
         engine.dispose()
 
@@ -90,7 +95,7 @@ def test_sigkill_and_restart_lose_nothing_and_send_nothing_twice(tmp_path, serve
         # Kill once the first alert is recorded as sent. A kill inside the send itself (request
         # out, "sent" not yet committed) is the ambiguous window issue 5 deals with: that row
         # is retried after a lease, so it may arrive twice but is never lost.
-        wait_for(lambda: receiver.titles() and scalar(db, "select count(*) from outbox where state = 'sent'") >= 1
+        wait_for(lambda: receiver.titles() and (scalar(db, "select count(*) from outbox where state = 'sent'") or 0) >= 1
                  and scalar(db, "select count(*) from outbox where state = 'sending'") == 0, what="the first alert")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)

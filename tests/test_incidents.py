@@ -211,3 +211,43 @@ def test_earlier_post_found_later_moves_the_clocks_back(world):
     assert {c.name: from_db(c.due_at) - T0 for c in inc.clocks} == {"发布权威信息": 6 * H, "召开新闻发布会": 25 * H}
     with world.app.sessions() as s:
         assert "start_moved" in s.scalars(select(Event.kind)).all()
+
+
+def test_a_repost_joins_its_original_even_without_a_term(world):
+    original = world.post("化工厂爆炸")
+    raw = RawPost("r1", None, "", "[蜡烛][蜡烛]", None, world.clock.now(), repost_of=original)
+    with world.session() as s:
+        store_posts(s, world.source_id, [raw], world.clock.now())
+    world.app.pipeline.process_pending()
+    [inc] = world.incidents()
+    assert inc.post_count == 2
+    with world.app.sessions() as s:
+        event = s.scalars(select(Event).where(Event.kind == "post_added")).one()
+    assert event.data["via"] == "repost"
+
+
+def test_merge_and_split_are_events_and_move_clocks(world, capsys):
+    from monitor.cli import main
+
+    world.post("河道黑臭", published=T0)
+    world.clock.set(T0 + 30 * H)
+    world.post("另一条河也黑臭", published=T0 + 30 * H)  # outside the window: a second incident
+    a, b = world.incidents()
+    with world.session() as s:
+        world.app.incidents.merge(s, b.id, a.id, "科长", T0 + 31 * H)
+    a, b = world.incidents()
+    assert a.state == "closed" and b.post_count == 2
+    assert from_db(b.started_at) == T0  # the clocks count from the earlier report now
+    assert {c.name: from_db(c.due_at) for c in b.clocks} == {"权威回应": T0 + 48 * H}
+    with world.session() as s:
+        new = world.app.incidents.split(s, b.id, ["p1"], "科长", T0 + 32 * H)
+        new_id = new.id
+    with world.app.sessions() as s:
+        kinds = s.scalars(select(Event.kind).order_by(Event.id)).all()
+        moved = s.get(Incident, new_id)
+        assert moved.post_count == 1 and from_db(moved.started_at) == T0
+    assert kinds[-4:] == ["merged", "merged_into", "split_out", "split_from"]
+    with world.session() as s, pytest.raises(ActionError, match="没有帖文"):
+        world.app.incidents.split(s, b.id, ["nope"], "科长", T0 + 33 * H)
+    with world.session() as s, pytest.raises(ActionError, match="不能把全部帖文拆出"):
+        world.app.incidents.split(s, new_id, ["p1"], "科长", T0 + 33 * H)

@@ -187,3 +187,14 @@ def test_regrades_show_their_clocks_and_can_count_from_the_regrade(tmp_path):
         assert [(c["name"], c["due_at"]) for c in up["clocks"]] == [("发布权威信息", first_due), ("召开新闻发布会", up["clocks"][1]["due_at"])]
         assert [c["name"] for c in down["clocks"]] == ["权威回应"]  # back down: the 48 h clock again, as it was
         assert down["clocks"][0]["due_at"] == "2026-11-22T08:00:00+08:00"
+
+
+def test_replay_accepts_repost_links(files):
+    cfg, _posts, tmp = files
+    posts = write_jsonl(tmp / "reposts.jsonl", [
+        POSTS[0],
+        {"source": "weibo", "id": "r1", "title": "", "body": "转发微博", "published_at": "2026-11-20T08:05:00+08:00", "repost_of": "p1"},
+        {"source": "weibo", "id": "r2", "title": "", "body": "无语", "published_at": "2026-11-20T08:06:00+08:00", "repost_of": "r1"},
+    ])
+    result = run_replay(cfg, posts, tmp / "r.json")
+    assert result["incidents"][0]["posts"] == ["p1", "r1", "r2"]  # a chain of reposts follows its original

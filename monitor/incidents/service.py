@@ -116,7 +116,8 @@ class Incidents:
         seen_at = clock_start(from_db(post.published_at), from_db(post.fetched_at))
         incident = self._open_incident(session, rule.name, seen_at)
         if incident is not None:
-            session.add(IncidentPost(incident_id=incident.id, post_id=post.id, added_at=to_db(now)))
+            if not self._link(session, incident, post, now):
+                return incident  # already in, e.g. through the post it reposts
             incident.post_count += 1
             incident.last_post_at = max(incident.last_post_at, to_db(seen_at))
             incident.terms = list(dict.fromkeys([*incident.terms, *match.terms]))
@@ -146,7 +147,7 @@ class Incidents:
         session.add(incident)
         session.flush()
         session.info.setdefault(_RECENT, {})[rule.name] = incident
-        session.add(IncidentPost(incident_id=incident.id, post_id=post.id, added_at=to_db(now)))
+        self._link(session, incident, post, now)
         for plan in self._plan(incident, incident.severity, seen_at):
             session.add(
                 Clock(incident_id=incident.id, name=plan.name, started_at=to_db(plan.started_at), due_at=to_db(plan.due_at))
@@ -160,7 +161,93 @@ class Incidents:
         log.info("新建事件 #%d【%s】%s", incident.id, incident.severity, incident.title)
         return incident
 
-    def _move_start(self, session: Session, incident: Incident, seen_at: datetime, now: datetime, post: Post) -> None:
+    @staticmethod
+    def _link(session: Session, incident: Incident, post: Post, now: datetime) -> bool:
+        """Put a post into an incident once; False if it is there already."""
+        if session.get(IncidentPost, (incident.id, post.id)) is not None:
+            return False
+        session.add(IncidentPost(incident_id=incident.id, post_id=post.id, added_at=to_db(now)))
+        session.flush()
+        return True
+
+    def join_original(self, session: Session, post: Post, now: datetime) -> list[Incident]:
+        """A repost joins the open incidents of the post it reposts, whatever its own text
+        says: most reposts are a few characters ("无语", "[蜡烛]")."""
+        joined = []
+        incident_ids = session.scalars(
+            select(IncidentPost.incident_id)
+            .join(Post, Post.id == IncidentPost.post_id)
+            .where(Post.source_id == post.source_id, Post.external_id == post.repost_of)
+        ).all()
+        for incident_id in incident_ids:
+            incident = session.get(Incident, incident_id)
+            if incident.state == "closed" or not self._link(session, incident, post, now):
+                continue
+            incident.post_count += 1
+            incident.last_post_at = max(incident.last_post_at, post.fetched_at)
+            self._event(session, incident, now, SYSTEM, "post_added", post=post.id, via="repost", repost_of=post.repost_of)
+            joined.append(incident)
+        return joined
+
+    def merge(self, session: Session, keep_id: int, other_id: int, actor: str, now: datetime) -> Incident:
+        """One real event seen as two incidents: other's posts move into keep; other closes."""
+        if keep_id == other_id:
+            raise ActionError("不能把事件合并到它自己")
+        keep, other = self.get(session, keep_id), self.get(session, other_id)
+        moved = 0
+        for link in session.scalars(select(IncidentPost).where(IncidentPost.incident_id == other.id)).all():
+            post = session.get(Post, link.post_id)
+            if self._link(session, keep, post, now):
+                moved += 1
+        keep.post_count += moved
+        keep.terms = list(dict.fromkeys([*keep.terms, *other.terms]))
+        keep.last_post_at = max(keep.last_post_at, other.last_post_at)
+        if other.started_at < keep.started_at:
+            self._move_start(session, keep, from_db(other.started_at), now, None)
+        other.state, other.closed_at = "closed", to_db(now)
+        self._event(session, keep, now, actor, "merged", other=other.id, posts=moved)
+        self._event(session, other, now, actor, "merged_into", into=keep.id)
+        self._changed(keep, now)
+        self._changed(other, now)
+        return keep
+
+    def split(self, session: Session, incident_id: int, post_refs: list[str], actor: str, now: datetime) -> Incident:
+        """Posts that are another event: they leave for a new incident with its own clocks."""
+        source = self.get(session, incident_id)
+        links = session.execute(
+            select(IncidentPost, Post).join(Post, Post.id == IncidentPost.post_id).where(IncidentPost.incident_id == source.id)
+        ).all()
+        chosen = [(link, post) for link, post in links if post.external_id in post_refs or str(post.id) in post_refs]
+        missing = set(post_refs) - {p.external_id for _l, p in chosen} - {str(p.id) for _l, p in chosen}
+        if missing:
+            raise ActionError(f"事件 #{incident_id} 中没有帖文：{'、'.join(sorted(missing))}")
+        if len(chosen) == len(links):
+            raise ActionError("不能把全部帖文拆出：那是同一个事件")
+        posts = [p for _l, p in chosen]
+        seen = min(clock_start(from_db(p.published_at), from_db(p.fetched_at)) for p in posts)
+        first = min(posts, key=lambda p: clock_start(from_db(p.published_at), from_db(p.fetched_at)))
+        new = Incident(
+            rule=source.rule, title=(first.title or first.body)[:200] or source.rule, severity=source.severity,
+            category=source.category, department=source.department, state="open", started_at=to_db(seen),
+            opened_at=to_db(now), last_post_at=max(p.fetched_at for p in posts), terms=list(source.terms),
+            first_post_url=first.url, post_count=len(posts),
+        )
+        session.add(new)
+        session.flush()
+        for link, post in chosen:
+            session.delete(link)
+            session.add(IncidentPost(incident_id=new.id, post_id=post.id, added_at=to_db(now)))
+        source.post_count -= len(posts)
+        for plan in self._plan(new, new.severity, seen):
+            session.add(Clock(incident_id=new.id, name=plan.name, started_at=to_db(plan.started_at), due_at=to_db(plan.due_at)))
+        session.flush()
+        session.refresh(new, ["clocks"])
+        self._event(session, source, now, actor, "split_out", into=new.id, posts=[p.id for p in posts])
+        self._event(session, new, now, actor, "split_from", source=source.id, posts=[p.id for p in posts])
+        self._changed(new, now)
+        return new
+
+    def _move_start(self, session: Session, incident: Incident, seen_at: datetime, now: datetime, post: Post | None) -> None:
         """A post found later but published earlier: the clocks count from the first report."""
         before = from_db(incident.started_at)
         incident.started_at = to_db(seen_at)
@@ -168,7 +255,8 @@ class Incidents:
         for clock in incident.clocks:
             if clock.active and clock.met_at is None and clock.name in plans:
                 clock.started_at, clock.due_at = to_db(seen_at), to_db(plans[clock.name].due_at)
-        self._event(session, incident, now, SYSTEM, "start_moved", post=post.id, before=before.isoformat(), after=seen_at.isoformat())
+        self._event(session, incident, now, SYSTEM, "start_moved", post=post.id if post is not None else None,
+                    before=before.isoformat(), after=seen_at.isoformat())
         self._changed(incident, now)
 
     def _open_incident(self, session: Session, rule: str, seen_at: datetime) -> Incident | None:

@@ -21,3 +21,5 @@ class RawPost:
     replied: bool | None = None
     reply_text: str | None = None
     reply_at: datetime | None = None
+    # What this post reposts (the original's id in the same source): Weibo's API and //@ chains say so.
+    repost_of: str | None = None

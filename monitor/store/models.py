@@ -75,6 +75,7 @@ class Post(Base):
     reply_text: Mapped[str | None] = mapped_column(Text)
     reply_at: Mapped[datetime | None] = mapped_column(DateTime)
     reply_recorded_at: Mapped[datetime | None] = mapped_column(DateTime)
+    repost_of: Mapped[str | None] = mapped_column(String(512))
 
 
 class Match(Base):

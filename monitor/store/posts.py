@@ -83,6 +83,7 @@ def store_posts(session: Session, source_id: int, posts: list[RawPost], now: dat
             "replied": p.replied,
             "reply_text": p.reply_text,
             "reply_at": to_db(p.reply_at),
+            "repost_of": p.repost_of,
         }
         for key, p in by_id.items()
         if key not in known
