@@ -226,9 +226,7 @@ def test_a_repost_joins_its_original_even_without_a_term(world):
     assert event.data["via"] == "repost"
 
 
-def test_merge_and_split_are_events_and_move_clocks(world, capsys):
-    from monitor.cli import main
-
+def test_merge_and_split_are_events_and_move_clocks(world):
     world.post("河道黑臭", published=T0)
     world.clock.set(T0 + 30 * H)
     world.post("另一条河也黑臭", published=T0 + 30 * H)  # outside the window: a second incident

@@ -198,3 +198,19 @@ def test_replay_accepts_repost_links(files):
     ])
     result = run_replay(cfg, posts, tmp / "r.json")
     assert result["incidents"][0]["posts"] == ["p1", "r1", "r2"]  # a chain of reposts follows its original
+
+
+def test_merge_and_split_from_the_command_line(files, capsys):
+    cfg, _posts, tmp = files
+    url = f"sqlite:///{tmp / 'ms.db'}"
+    posts = write_jsonl(tmp / "two.jsonl", [POSTS[0], {**POSTS[1], "id": "p9", "published_at": "2026-11-22T08:30:00+08:00"}])
+    run_replay(cfg, posts, tmp / "r.json", "--database", url, "--until", "2026-11-22T09:00:00+08:00")
+    capsys.readouterr()
+    assert main(["incidents", "merge", "1", "2", "--actor", "科长", "--config", str(cfg), "--database", url]) == 0
+    assert "事件 #2 已并入 #1" in capsys.readouterr().out
+    assert main(["incidents", "split", "1", "p9", "--actor", "科长", "--config", str(cfg), "--database", url]) == 0
+    assert "成为新事件 #3" in capsys.readouterr().out
+    assert main(["incidents", "show", "1", "--config", str(cfg), "--database", url]) == 0
+    out = capsys.readouterr().out
+    assert "并入其他事件（科长）" in out and "拆出帖文（科长）" in out
+    assert main(["incidents", "merge", "1", "1", "--config", str(cfg), "--database", url]) == 1
