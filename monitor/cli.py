@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from monitor import secrets
-from monitor.clock import SystemClock, from_db, parse_iso, show
+from monitor.clock import SystemClock, from_db, parse_iso, show, show_delta
 from monitor.config import ConfigError, load
 
 DEFAULT_CONFIG = "/etc/monitor/monitor.toml"
@@ -538,6 +538,22 @@ def _incidents_list(sessions, service, now, include_closed: bool) -> int:
     return 0
 
 
+def _print_heat(session, service, inc, now) -> None:
+    from sqlalchemy import select
+
+    from monitor.incidents.clocks import clock_start
+    from monitor.incidents.heat import curve
+    from monitor.store.models import IncidentPost, Post
+
+    heat = service.heat(session, inc, now)
+    times = [clock_start(from_db(p), from_db(f)) for p, f in session.execute(
+        select(Post.published_at, Post.fetched_at).join(IncidentPost, IncidentPost.post_id == Post.id).where(IncidentPost.incident_id == inc.id))]
+    end = now if inc.state != "closed" else max(times, default=now)
+    bars, width = curve(times, from_db(inc.started_at), end)
+    print(f"  热度：{heat.describe()}")
+    print(f"  热度曲线（每格 {show_delta(width)}，{show(from_db(inc.started_at))} 起）：|{bars}|")
+
+
 EVENT_NAMES = {
     "opened": "新建事件",
     "post_added": "新增帖文",
@@ -551,6 +567,7 @@ EVENT_NAMES = {
     "split_out": "拆出帖文",
     "split_from": "由拆分产生",
     "reply_seen": "留言板官方答复",
+    "heat": "热度",
 }
 
 
@@ -569,6 +586,7 @@ def _incidents_show(sessions, service, incident_id: int, now) -> int:
             print(f"  链接：{inc.first_post_url}")
         print(f"  命中词：{'、'.join(inc.terms)}　帖文：{inc.post_count} 条")
         print(f"  起算：{show(from_db(inc.started_at))}　发现：{show(from_db(inc.opened_at))}")
+        _print_heat(session, service, inc, now)
         print("  回应时限：")
         for c in service.clock_states(inc):
             print(f"    {clock_line(c, now)}")

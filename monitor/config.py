@@ -171,6 +171,22 @@ class ClockRule(_Model):
                 and (not self.categories or category in self.categories))
 
 
+class HeatRule(_Model):
+    """When an incident is this hot, raise its severity (or suggest it to the duty officer)."""
+
+    raise_to: Severity
+    posts_per_hour: int | None = Field(None, ge=1)  # posts in the last hour at least
+    sources: int | None = Field(None, ge=1)  # distinct sources at least
+    authors: int | None = Field(None, ge=1)  # distinct authors at least
+    action: Literal["raise", "suggest"] = "suggest"
+
+    @model_validator(mode="after")
+    def _some_threshold(self) -> HeatRule:
+        if self.posts_per_hour is None and self.sources is None and self.authors is None:
+            raise ValueError("[[heat]] 需要 posts_per_hour、sources、authors 至少一项")
+        return self
+
+
 class CalendarConfig(_Model):
     """Holidays and make-up workdays (调休) beyond what chinese-calendar knows."""
 
@@ -403,6 +419,7 @@ class MainConfig(_Model):
     report: ReportConfig = ReportConfig()
     health: HealthConfig = HealthConfig()
     calendar: CalendarConfig = CalendarConfig()
+    heat: list[HeatRule] = []
     person: list[Person] = []
     shift: list[Shift] = []
     templates: dict[Literal["opened", "reminder", "escalation", "unacked"], TemplateTexts] = {}

@@ -249,3 +249,53 @@ def test_merge_and_split_are_events_and_move_clocks(world):
         world.app.incidents.split(s, b.id, ["nope"], "科长", T0 + 33 * H)
     with world.session() as s, pytest.raises(ActionError, match="不能把全部帖文拆出"):
         world.app.incidents.split(s, new_id, ["p1"], "科长", T0 + 33 * H)
+
+
+def heat_world(make_config, receiver, action):
+    extra = f'[[heat]]\nraise_to = "较大"\nposts_per_hour = 5\nauthors = 3\naction = "{action}"\n'
+    w = World(make_config(receiver_url=receiver.url("/hook"), extra=extra), receiver)
+    for i in range(6):
+        w.clock.set(T0 + timedelta(minutes=5 * i))
+        raw = RawPost(f"h{i}", None, f"河道黑臭第{i}帖", "", f"网友{i % 4}", w.clock.now())
+        with w.app.sessions.begin() as s:
+            store_posts(s, w.source_id, [raw], w.clock.now())
+        w.app.pipeline.process_pending()
+    return w
+
+
+def test_heat_raises_the_severity_with_its_reason(make_config, receiver):
+    w = heat_world(make_config, receiver, "raise")
+    [inc] = w.incidents()
+    assert inc.severity == "较大"
+    with w.app.sessions() as s:
+        heat = s.scalars(select(Event).where(Event.kind == "heat")).one()
+        regraded = s.scalars(select(Event).where(Event.kind == "regraded")).one()
+    assert heat.data["raised_to"] == "较大" and "近 1 小时 5 条" in heat.data["reason"] and "作者 4 人" in heat.data["reason"]
+    assert regraded.actor == "system:热度" and regraded.data["before"] == "一般"
+    w.app.engine.dispose()
+
+
+def test_heat_suggests_once(make_config, receiver, capsys):
+    from monitor.cli import main
+
+    w = heat_world(make_config, receiver, "suggest")
+    [inc] = w.incidents()
+    assert inc.severity == "一般"
+    with w.app.sessions() as s:
+        notes = s.scalars(select(Notification.title).where(Notification.kind == "suggest")).all()
+    assert notes == ["【一般】事件 #1 热度上升，建议调整为「较大」"]
+    w.clock.set(T0 + timedelta(minutes=40))
+    assert main(["incidents", "show", "1", "--config", str(w.app.cfg.path)]) == 0
+    out = capsys.readouterr().out
+    assert "热度：近 1 小时" in out and "热度曲线" in out and "|" in out
+    w.app.engine.dispose()
+
+
+def test_heat_curve():
+    from monitor.incidents.heat import curve, measure
+
+    times = [T0 + timedelta(minutes=m) for m in (0, 1, 2, 30, 31, 90)]
+    bars, width = curve(times, T0, T0 + 2 * H, buckets=4)
+    assert width == timedelta(minutes=30) and bars == "█▆ ▃"  # 3, 2, 0, 1 posts per half hour
+    heat = measure([(t, "s", "a") for t in times], T0 + 2 * H)
+    assert (heat.last_hour, heat.growth) == (1, 1 / 4)  # 90 min vs (0, 60] min: 1, 2, 30, 31

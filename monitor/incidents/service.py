@@ -23,8 +23,9 @@ from monitor.incidents.workdays import WorkCalendar
 from monitor.alerts.roster import recipients
 from monitor.incidents.escalation import ClockState, IncidentState, Policy, collapse, due_steps, next_step_at
 from monitor.matching.matcher import Match
-from monitor.severity import SEVERITIES
-from monitor.store.models import Clock, Event, Incident, IncidentPost, Notification, Post
+from monitor.severity import SEVERITIES, rank
+from monitor.incidents.heat import Heat, measure
+from monitor.store.models import Clock, Event, Incident, IncidentPost, Notification, Post, Source
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,8 @@ class Incidents:
             self._event(session, incident, now, SYSTEM, "post_added", post=post.id, terms=match.terms)
             if to_db(seen_at) < incident.started_at:
                 self._move_start(session, incident, seen_at, now, post)
+            if self.cfg.heat:
+                self._check_heat(session, incident, now)
             return incident
 
         if seen_at < now - self.cfg.incidents.max_post_age:
@@ -160,6 +163,41 @@ class Incidents:
         self._changed(incident, now)
         log.info("新建事件 #%d【%s】%s", incident.id, incident.severity, incident.title)
         return incident
+
+    def heat(self, session: Session, incident: Incident, now: datetime) -> Heat:
+        rows = session.execute(
+            select(Post.published_at, Post.fetched_at, Source.name, Post.author)
+            .join(IncidentPost, IncidentPost.post_id == Post.id)
+            .join(Source, Source.id == Post.source_id)
+            .where(IncidentPost.incident_id == incident.id)
+        ).all()
+        return measure([(clock_start(from_db(p), from_db(f)), s, a) for p, f, s, a in rows], now)
+
+    def _check_heat(self, session: Session, incident: Incident, now: datetime) -> None:
+        """Thresholds in [[heat]]: raise the severity, or suggest it once, with the reason."""
+        heat = self.heat(session, incident, now)
+        for rule in sorted(self.cfg.heat, key=lambda r: rank(r.raise_to)):
+            if rank(rule.raise_to) >= rank(incident.severity):
+                continue  # already this severe or more
+            hit = ((rule.posts_per_hour is None or heat.last_hour >= rule.posts_per_hour)
+                   and (rule.sources is None or heat.sources >= rule.sources)
+                   and (rule.authors is None or heat.authors >= rule.authors))
+            if not hit:
+                continue
+            reason = heat.describe()
+            if rule.action == "raise":
+                self.regrade(session, incident.id, rule.raise_to, "system:热度", now)
+                self._event(session, incident, now, "system:热度", "heat", raised_to=rule.raise_to, reason=reason)
+            else:
+                key = f"{incident.id}:heat:suggest-{rule.raise_to}"
+                title = f"【{incident.severity}】事件 #{incident.id} 热度上升，建议调整为「{rule.raise_to}」"
+                body = (f"事件：#{incident.id} {incident.rule}：{incident.title}\n热度：{reason}\n"
+                        f"如同意：monitor incidents regrade {incident.id} {rule.raise_to}")
+                first = self.policy_for(incident.severity).first_tier
+                alert = Alert(key, incident.id, None, "suggest", first, self.recipients(first, incident, now), now, title, body)
+                if fire(session, alert, now, self.alerting.channels, self.alerting.disposition) is not None:
+                    self._event(session, incident, now, "system:热度", "heat", suggested=rule.raise_to, reason=reason)
+            return
 
     @staticmethod
     def _link(session: Session, incident: Incident, post: Post, now: datetime) -> bool:
