@@ -96,7 +96,9 @@ class Match(Base):
 class Incident(Base):
     __tablename__ = "incidents"
     __table_args__ = (
-        Index("ix_incidents_rule_state", "rule", "state", "last_post_at"),
+        # The open incident of a rule, newest first: walk this index down and stop at the first
+        # that is not closed (state != 'closed' cannot use an index column).
+        Index("ix_incidents_rule_last_post", "rule", "last_post_at"),
         Index("ix_incidents_next_step", "next_step_at"),
     )
 
