@@ -315,6 +315,12 @@ class IncidentConfig(_Model):
     # Clocks a regrade starts (e.g. rising to 重大 starts the 5 h and 24 h clocks) count from the
     # first post ("first_post", as the plans count from the event) or from the regrade ("regrade").
     regrade_clocks_from: Literal["first_post", "regrade"] = "first_post"
+    # "rule": a rule's posts within the window form one incident. "event": within a rule, a
+    # post joins the incident it shares the most salient words with (places, organisations,
+    # names, nouns; weighted by rarity) if that share of its words reaches cluster_threshold,
+    # else opens its own.
+    clustering: Literal["rule", "event"] = "rule"
+    cluster_threshold: float = Field(0.25, gt=0, le=1)  # share of the post's salient words (bench/quality.py)
 
     _d = field_validator("window", "max_post_age", mode="before")(_duration)
 

@@ -24,6 +24,7 @@ from monitor.alerts.roster import recipients
 from monitor.incidents.escalation import ClockState, IncidentState, Policy, collapse, due_steps, next_step_at
 from monitor.matching.matcher import Match
 from monitor.severity import SEVERITIES, rank
+from monitor.incidents.cluster import Clusterer, salient
 from monitor.incidents.heat import Heat, measure
 from monitor.store.models import Clock, Event, Incident, IncidentPost, Notification, Post, Source
 
@@ -56,6 +57,7 @@ class Incidents:
         self.tier_names = [t.name for t in cfg.tier]
         self.templates = compile_templates(cfg.template_overrides())
         self.calendar = WorkCalendar(cfg.calendar.holidays, cfg.calendar.workdays)
+        self._clusterers: dict[str, Clusterer] = {}
 
     def _plan(self, incident: Incident, severity: str, start: datetime):
         return plan_clocks(severity, self.cfg.clock, start, incident.rule, incident.category, self.calendar)
@@ -115,8 +117,20 @@ class Incidents:
         """Join the open incident of the rule seen within the window, or open one."""
         rule = match.rule
         seen_at = clock_start(from_db(post.published_at), from_db(post.fetched_at))
-        incident = self._open_incident(session, rule.name, seen_at)
+        words = None
+        if self.cfg.incidents.clustering == "event":
+            clusterer = self._clusterer(session, rule.name)
+            words = salient(f"{post.title}\n{post.body}")
+            key = clusterer.find(seen_at, words, post.repost_of)
+            incident = session.get(Incident, key) if key is not None else None
+            if incident is not None and incident.state == "closed":
+                clusterer.forget(key)
+                incident = None
+        else:
+            incident = self._open_incident(session, rule.name, seen_at)
         if incident is not None:
+            if words is not None:
+                clusterer.remember(post.external_id, seen_at, words, incident.id)
             if not self._link(session, incident, post, now):
                 return incident  # already in, e.g. through the post it reposts
             incident.post_count += 1
@@ -151,6 +165,8 @@ class Incidents:
         session.flush()
         session.info.setdefault(_RECENT, {})[rule.name] = incident
         self._link(session, incident, post, now)
+        if words is not None:
+            clusterer.remember(post.external_id, seen_at, words, incident.id)
         for plan in self._plan(incident, incident.severity, seen_at):
             session.add(
                 Clock(incident_id=incident.id, name=plan.name, started_at=to_db(plan.started_at), due_at=to_db(plan.due_at))
@@ -296,6 +312,24 @@ class Incidents:
         self._event(session, incident, now, SYSTEM, "start_moved", post=post.id if post is not None else None,
                     before=before.isoformat(), after=seen_at.isoformat())
         self._changed(incident, now)
+
+    def _clusterer(self, session: Session, rule: str) -> Clusterer:
+        """The rule's event index, rebuilt from the store the first time it is needed."""
+        clusterer = self._clusterers.get(rule)
+        if clusterer is None:
+            clusterer = Clusterer(self.cfg.incidents.window, self.cfg.incidents.cluster_threshold)
+            rows = session.execute(
+                select(Post.external_id, Post.title, Post.body, Post.published_at, Post.fetched_at, IncidentPost.incident_id)
+                .join(IncidentPost, IncidentPost.post_id == Post.id)
+                .join(Incident, Incident.id == IncidentPost.incident_id)
+                .where(Incident.rule == rule, Incident.state != "closed")
+                .order_by(Post.id)
+            ).all()
+            for external_id, title, body, published, fetched, incident_id in rows:
+                when = clock_start(from_db(published), from_db(fetched))
+                clusterer.remember(external_id, when, salient(f"{title}\n{body}"), incident_id)
+            self._clusterers[rule] = clusterer
+        return clusterer
 
     def _open_incident(self, session: Session, rule: str, seen_at: datetime) -> Incident | None:
         """The open incident of this rule with a post within the window of seen_at.
