@@ -1,10 +1,7 @@
 """Delivery officers can trust: real receivers (SMTP, webhook), fallback, storm digests, crashes."""
 
-import email
 import signal
-import socket
 from datetime import timedelta
-from email.header import decode_header, make_header
 
 import pytest
 from sqlalchemy import select
@@ -19,32 +16,6 @@ from .conftest import Route, Server, rss, utc, write_config
 from .test_daemon import scalar, spawn, wait_for
 
 T0 = utc(2026, 11, 23, 2, 0)
-
-
-class Mailbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-    def subjects(self):
-        return [str(make_header(decode_header(m["Subject"]))) for m in self.messages]
-
-
-@pytest.fixture
-def smtp():
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
 
 
 def world(tmp_path, receiver, apprise_extra="", extra=""):

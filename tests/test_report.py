@@ -1,8 +1,6 @@
 """The weekly report from a week built by replay, where every figure is known in advance."""
 
 import csv
-import email
-import socket
 from datetime import datetime, timedelta
 from email.header import decode_header, make_header
 
@@ -210,29 +208,6 @@ def test_cjk_font_is_found_where_one_is_installed():
 
 
 # ---- the scheduled run -----------------------------------------------------------------
-
-
-class Mailbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp():
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
 
 
 @pytest.mark.parametrize("expr, weekdays", [

@@ -27,9 +27,8 @@ class IncidentView:
 
 def clock_line(c: ClockState, now: datetime) -> str:
     if c.met_at is not None:
-        late = "（超时完成）" if c.met_at > c.due_at else ""
-        return f"· {c.name}：已于 {show(c.met_at)} 完成{late}"
-    return f"· {c.name}：{show(c.due_at)} 截止，{time_left(c.due_at, now)}"
+        return f"· {c.name}：{clock_status(c, now)}"
+    return f"· {c.name}：{show(c.due_at)} 截止，{clock_status(c, now)}"
 
 
 def time_left(due_at: datetime, now: datetime) -> str:
