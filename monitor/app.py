@@ -42,7 +42,8 @@ def rule_specs(rules: list[WatchRule]) -> list[RuleSpec]:
             r.name, tuple(map(_term, r.terms)), r.severity, r.category, r.department,
             all=tuple(tuple(map(_term, g)) for g in r.all), none=tuple(map(_term, r.none)),
             none_phrases=tuple(r.none_phrases), near=tuple((n.a, n.b, n.within) for n in r.near),
-            boundary=r.boundary, min_count=r.min_count, fields=tuple(r.fields), region=r.region, tags=tuple(r.tags),
+            boundary=r.boundary, min_count=r.min_count, fields=tuple(r.fields), lead_chars=r.lead_chars,
+            region=r.region, tags=tuple(r.tags),
         )
         for r in rules
     ]

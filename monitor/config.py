@@ -510,6 +510,7 @@ class WatchRule(_Model):
     boundary: Boundary = "word"
     min_count: int = Field(1, ge=1)
     fields: list[Literal["title", "body"]] = Field(["title", "body"], min_length=1)
+    lead_chars: int | None = Field(None, ge=1)  # only the title and the body's first N characters count
     region: str = ""
     tags: list[str] = []
 

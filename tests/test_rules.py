@@ -49,6 +49,31 @@ def test_near_within_characters():
     assert not v.matched and "「黑臭」与「河」未在 5 字内同时出现：不匹配" in v.checks
 
 
+def test_none_phrases_also_veto_group_and_near_words():
+    spec = rule(terms=("河",), all=(("黑",),), near=(("黑", "河", 10),), none_phrases=("黑烟",))
+    assert verdict(spec, "河边的河水发黑").matched
+    v = verdict(spec, "河边工厂冒黑烟")
+    assert not v.matched and "缺少「黑」之一：不匹配" in v.checks
+
+
+def test_near_runs_from_the_title_into_the_body():
+    spec = rule(terms=("河",), near=(("黑", "河", 6),))
+    assert verdict(spec, "团校旁边那条河", "又黑又臭。").matched
+    v = verdict(spec, "团校旁边那条河啥时候开始治理", "又黑又臭。")
+    assert not v.matched
+    assert verdict(spec, "又黑又臭", "旁边那条河").matched
+
+
+def test_lead_chars_reads_the_title_and_the_start_of_the_body():
+    spec = rule(lead_chars=20)
+    assert verdict(spec, "投诉", "河水黑臭").matched
+    v = verdict(spec, "小区问题", "1、物业乱收费。" + "。" * 20 + "6、后门的河黑臭")
+    assert not v.matched and v.checks[:2] == ("正文只看前 20 字", "关键词未出现")
+    assert verdict(spec, "后门的河黑臭", "1、物业乱收费。" + "。" * 30).matched
+    kept = verdict(spec, "投诉", "河水黑臭，" + "。" * 30 + "黑臭")
+    assert [h.start for h in kept.hits] == [2]
+
+
 def test_min_count_and_fields():
     assert not verdict(rule(min_count=2), "河水黑臭").matched
     assert verdict(rule(min_count=2), "河水黑臭", "水体黑臭").matched

@@ -8,12 +8,15 @@ Rule keys (see config.WatchRule):
   terms         any of these (and their aliases) triggers the rule
   all           each group: at least one of its words must also occur
   none          any of these words: the post does not match
-  none_phrases  a phrase that contains a term occurrence vetoes that occurrence
+  none_phrases  a phrase that contains an occurrence (of a term, an all word or a near word)
+                vetoes that occurrence: 黑 in 黑烟 is not a black river
   near          two words within N characters of each other
   boundary      word (default): may sit inside a compound, may not cut across two words;
                 token: a whole jieba word; none: plain substring. Per rule or per term.
   min_count     at least this many valid term occurrences
   fields        title, body
+  lead_chars    only the title and the first N characters of the body count: a complaint says
+                what it is about first; a long petition that lists it as item 6 is about something else
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class RuleSpec:
     boundary: str = "word"
     min_count: int = 1
     fields: tuple = FIELDS
+    lead_chars: int | None = None
     region: str = ""
     tags: tuple = ()
 
@@ -120,6 +124,7 @@ class _Compiled:
     excluded: tuple[_Ref, ...]
     phrases: tuple[str, ...]
     near: tuple[tuple[tuple[_Ref, ...], tuple[_Ref, ...], int], ...]
+    trigger_of: dict  # searched string -> its trigger refs: a rule of 100 terms looks up only what occurred
 
 
 def _refs(items, default: str) -> list[_Ref]:
@@ -154,7 +159,10 @@ class Matcher:
                 tuple(_refs(rule.none, rule.boundary)),
                 tuple(normalize(p) for p in rule.none_phrases),
                 tuple((tuple(_refs(_listed(a), rule.boundary)), tuple(_refs(_listed(b), rule.boundary)), int(w)) for a, b, w in rule.near),
+                {},
             )
+            for ref in c.triggers:
+                c.trigger_of.setdefault(ref.key, []).append(ref)
             self._compiled.append(c)
             refs = [*c.triggers, *(r for g in c.groups for r in g), *c.excluded, *(r for n in c.near for side in n[:2] for r in side)]
             for ref in refs:
@@ -245,13 +253,13 @@ class Matcher:
                 return BOUNDARY_NAMES["token"]
         return ""
 
-    def _occurrences(self, refs, fields, found, cuts):
-        """Valid occurrences of any of refs: (ref, field, start, end)."""
+    def _occurrences(self, refs, fields, found, cuts, phrases=None):
+        """Valid occurrences of any of refs, outside any vetoing phrase: (ref, field, start, end)."""
         out = []
         for ref in refs:
             for f in fields:
                 for span in found[f].get(ref.key, ()):
-                    if not self._valid(ref, f, span, cuts):
+                    if not self._valid(ref, f, span, cuts) and not (phrases and _vetoed(phrases[f], span)):
                         out.append((ref, f, *span))
         return out
 
@@ -259,22 +267,27 @@ class Matcher:
         rule = c.spec
         fields = [f for f in FIELDS if f in rule.fields]
         hits, rejected, checks = [], [], []
+        if rule.lead_chars:
+            lead = rule.lead_chars
+            found = {**found, "body": {k: kept for k, spans in found["body"].items() if (kept := [s for s in spans if s[1] <= lead])}}
+            checks.append(f"正文只看前 {lead} 字")
 
         def hit(ref, f, start, end, reason=""):
             o_start, o_end = original_span(norm[f][1], start, end)
             return TermHit(ref.shown, o_start, o_end, f, texts[f][o_start:o_end], reason)
 
         phrases = {f: [span for p in c.phrases for span in found[f].get(p, ())] for f in fields}
-        for ref in c.triggers:
-            for f in fields:
-                for start, end in found[f].get(ref.key, ()):
-                    reason = self._valid(ref, f, (start, end), cuts)
-                    if not reason:
-                        veto = next((p for p in phrases[f] if p[0] <= start and end <= p[1] and p != (start, end)), None)
-                        if veto:
-                            phrase = norm[f][0][veto[0]:veto[1]]
-                            reason = f"在排除短语「{phrase}」中"
-                    (rejected if reason else hits).append(hit(ref, f, start, end, reason))
+        for f in fields:
+            for key, spans in found[f].items():
+                for ref in c.trigger_of.get(key, ()):
+                    for start, end in spans:
+                        reason = self._valid(ref, f, (start, end), cuts)
+                        if not reason:
+                            veto = _vetoed(phrases[f], (start, end))
+                            if veto:
+                                phrase = norm[f][0][veto[0]:veto[1]]
+                                reason = f"在排除短语「{phrase}」中"
+                        (rejected if reason else hits).append(hit(ref, f, start, end, reason))
         hits.sort(key=lambda h: (FIELDS.index(h.field), h.start))
         if not hits:
             checks.append("关键词未出现" if not rejected else "关键词出现但都不成立")
@@ -293,18 +306,22 @@ class Matcher:
         if c.excluded and matched:
             checks.append("排除词均未出现：" + "、".join(r.written for r in c.excluded))
         for group in c.groups:
-            present = self._occurrences(group, fields, found, cuts)
+            present = self._occurrences(group, fields, found, cuts, phrases)
             words = "/".join(r.written for r in group)
             if present:
                 checks.append(f"同时出现「{present[0][0].written}」（{words} 之一）")
             else:
                 checks.append(f"缺少「{words}」之一：不匹配")
                 matched = False
+        # Distances run across the title into the body, as one text: a title naming the river and a
+        # body of "又黑又臭" are next to each other.
+        offset = {"title": 0, "body": len(norm["title"][0])}
         for a, b, within in c.near:
+            b_found = [(rb, offset[fb] + sb, offset[fb] + eb) for rb, fb, sb, eb in self._occurrences(b, fields, found, cuts, phrases)]
             pairs = [
                 (max(0, sb - ea, sa - eb), ra.written, rb.written)
-                for ra, f, sa, ea in self._occurrences(a, fields, found, cuts)
-                for rb, _fb, sb, eb in self._occurrences(b, [f], found, cuts)
+                for ra, fa, sa, ea in ((ra, fa, offset[fa] + sa, offset[fa] + ea) for ra, fa, sa, ea in self._occurrences(a, fields, found, cuts, phrases))
+                for rb, sb, eb in b_found
             ]
             close = min(pairs, default=None)
             a_words, b_words = "/".join(r.written for r in a), "/".join(r.written for r in b)
@@ -313,12 +330,18 @@ class Matcher:
             else:
                 checks.append(f"「{a_words}」与「{b_words}」未在 {within} 字内同时出现：不匹配")
                 matched = False
-        if matched and not checks:
+        if matched and len(checks) == bool(rule.lead_chars):
             checks.append(f"关键词成立 {len(hits)} 次")
         return Verdict(rule, matched, tuple(hits), tuple(rejected), tuple(checks))
 
 
 _FIELD_NAMES = {"title": "标题", "body": "正文"}
+
+
+def _vetoed(phrase_spans, span):
+    """The phrase that holds this occurrence (and is more than it), if any."""
+    start, end = span
+    return next((p for p in phrase_spans if p[0] <= start and end <= p[1] and p != (start, end)), None)
 
 
 class _LazyCuts:
