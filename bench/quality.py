@@ -61,7 +61,7 @@ def simhash_baseline(posts) -> dict[str, int]:
 
 
 def ours(posts, window: timedelta, threshold: float) -> dict[str, int]:
-    c = Clusterer(window, threshold)
+    c = Clusterer(window, threshold)  # the defaults of [incidents] (near_duplicate = 0.7)
     return {post_id: c.add(post_id, when, text, link) for post_id, when, text, link in posts}
 
 

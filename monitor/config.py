@@ -318,9 +318,11 @@ class IncidentConfig(_Model):
     # "rule": a rule's posts within the window form one incident. "event": within a rule, a
     # post joins the incident it shares the most salient words with (places, organisations,
     # names, nouns; weighted by rarity) if that share of its words reaches cluster_threshold,
-    # else opens its own.
+    # else opens its own. Before that, a near-duplicate of a post (MinHash over jieba word
+    # pairs, estimated Jaccard >= near_duplicate; 0 turns it off) joins that post's incident.
     clustering: Literal["rule", "event"] = "rule"
     cluster_threshold: float = Field(0.25, gt=0, le=1)  # share of the post's salient words (bench/quality.py)
+    near_duplicate: float = Field(0.7, ge=0, le=1)
 
     _d = field_validator("window", "max_post_age", mode="before")(_duration)
 

@@ -1,15 +1,16 @@
 """Grouping posts into events: small real samples, and the daemon's incidents in event mode."""
 
 import csv
+import json
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from monitor.app import build
 from monitor.clock import FakeClock
-from monitor.incidents.cluster import Clusterer, salient
+from monitor.incidents.cluster import Clusterer, features, minhash, salient
 from monitor.sources import RawPost
-from monitor.store.models import Incident
+from monitor.store.models import Event, Incident
 from monitor.store.posts import source_row, store_posts
 
 from .conftest import shared, utc
@@ -72,3 +73,60 @@ def test_event_mode_keeps_two_rivers_apart_and_survives_a_restart(tmp_path, make
     post(app2, sid, "b2", "白马河污水直排黑臭问题仍未解决，白马河周边居民", 30)
     assert incidents(app2) == [(1, 2), (2, 2)]
     app2.engine.dispose()
+
+
+def _ced_originals(n: int) -> list[str]:
+    texts = []
+    with shared("weibo_ced/original_microblogs.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            o = json.loads(line)
+            # the corpus holds the same rumour posted by several accounts: take distinct ones
+            if o["time_iso"].startswith("2013-04") and len(o["text"]) >= 60 and all(o["text"][:30] != t[:30] for t in texts):
+                texts.append(o["text"])
+                if len(texts) == n:
+                    return texts
+    raise AssertionError("too few CED originals")
+
+
+def test_near_duplicate_of_a_real_weibo_joins_its_event_where_shared_words_alone_would_not():
+    first, other = _ced_originals(2)
+    copy = f"转发微博：{first}（来源：新京报）//@网友：扩散"
+    assert minhash(features("无语 [蜡烛]").shingles) is None  # too short to be anyone's duplicate
+    for near_dup, joined in ((0.7, True), (None, False)):
+        # threshold 1: the shared-words stage needs every salient word, which the copy's 新京报 spoils
+        c = Clusterer(timedelta(days=3), threshold=1.0, near_dup=near_dup)
+        a = c.add("a", T0, first)
+        b = c.add("b", T0 + timedelta(minutes=5), other)
+        d = c.add("d", T0 + timedelta(minutes=9), copy)
+        assert a != b and (d == a) is joined, near_dup
+
+
+def test_near_duplicates_are_forgotten_after_the_window():
+    first, = _ced_originals(1)
+    c = Clusterer(timedelta(hours=1), threshold=1.0)
+    a = c.add("a", T0, first)
+    assert c.add("b", T0 + timedelta(minutes=30), first + "！") == a
+    assert c.add("c", T0 + timedelta(hours=5), first + "！") != a  # the event went quiet: a new one
+    assert "a" not in c._sketch  # and old sketches let go, so memory follows the window
+
+
+def test_merge_and_split_from_another_process_reach_the_daemons_event_index(tmp_path, make_config):
+    cfg, app, sid = world(tmp_path, make_config)
+    post(app, sid, "a1", "光明港公园内河黑臭，光明港附近居民投诉", 0)
+    post(app, sid, "b1", "白马河沿岸污水直排，白马河水质恶化发黑发臭", 10)
+    assert incidents(app) == [(1, 1), (2, 1)]
+    cli = build(cfg, app.clock, dry_run=True)  # `monitor incidents merge 1 2`, run beside the daemon
+    with cli.sessions.begin() as s:
+        cli.incidents.merge(s, 1, 2, "科长", app.clock.now())
+    # the daemon's index still has 白马河 in #2, now closed: it must look again, not open #3
+    post(app, sid, "b2", "白马河污水直排黑臭问题仍未解决，白马河周边居民", 20)
+    assert incidents(app) == [(1, 3), (2, 1)]
+    with cli.sessions.begin() as s:
+        new = cli.incidents.split(s, 1, ["b1", "b2"], "科长", app.clock.now()).id
+    post(app, sid, "b3", "白马河沿岸发黑发臭，白马河附近居民再次反映", 30)
+    with app.sessions() as s:
+        assert s.get(Incident, new).post_count == 3 and s.get(Incident, 1).post_count == 1
+        kinds = [e.kind for e in s.scalars(select(Event).order_by(Event.id))]
+    assert "merged" in kinds and "split_out" in kinds
+    cli.engine.dispose()
+    app.engine.dispose()

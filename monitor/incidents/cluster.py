@@ -1,9 +1,12 @@
 """Grouping posts into events by content (pure, in memory).
 
-Online, in time order: a post that reposts another joins that post's event; otherwise it
-joins the active event (a post within `window`) with which it shares the most salient
-words, weighted by rarity (IDF), if that share of its words reaches `threshold`; else it
-starts one.
+Online, in time order, three stages, the first that answers wins:
+  1. a post that reposts another joins that post's event;
+  2. a near-duplicate (MinHash over jieba word pairs, Jaccard >= `near_dup`) of a post of an
+     active event joins that event: the same text copied with a "转发" or a signature added;
+  3. it joins the active event (a post within `window`) with which it shares the most salient
+     words, weighted by rarity (IDF), if that share of its words reaches `threshold`;
+else it starts one.
 Salient words are jieba nouns, places, organisations and names of two or more
 characters: what an event is about, not how people talk about it.
 """
@@ -11,11 +14,12 @@ characters: what an event is about, not how people talk about it.
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import jieba.posseg
+from datasketch import MinHash, MinHashLSH
 
 from monitor.matching.normalize import normalize
 
@@ -23,12 +27,51 @@ SALIENT_FLAGS = ("n", "nr", "ns", "nt", "nz", "nw", "vn", "j", "eng")
 STOP = {"微博", "转发", "回复", "网友", "视频", "图片", "分享", "链接", "全文", "评论", "大家", "问题", "情况", "时候", "东西", "今天", "现在"}
 
 
+NUM_PERM = 64
+MIN_SHINGLES = 6  # shorter texts ("无语", "[蜡烛]") are near-duplicates of everything
+
+
+@dataclass(frozen=True)
+class Features:
+    words: frozenset  # salient words
+    shingles: frozenset  # adjacent word pairs, for near-duplicates
+
+
+def features(text: str) -> Features:
+    """One jieba pass: the salient words and the word pairs of a text.
+
+    Words come from jieba.lcut and their part of speech from jieba's dictionary, not from
+    jieba.posseg, which tags by HMM and costs some 14 times as much. A word jieba's HMM found
+    that is not in the dictionary is nearly always a name (凤坂河, a person, a shop): salient.
+    """
+    tags = jieba.posseg.dt.word_tag_tab
+    words, tokens = set(), []
+    for word in jieba.lcut(normalize(text)):
+        if not word.strip() or not any(ch.isalnum() for ch in word):
+            continue  # spaces and punctuation
+        tokens.append(word)
+        if len(word) < 2 or word in STOP or word.isdigit():
+            continue
+        tag = tags.get(word)
+        if tag.startswith(SALIENT_FLAGS) if tag else word.isalnum():
+            words.add(word)
+    return Features(frozenset(words), frozenset(zip(tokens, tokens[1:])))
+
+
 def salient(text: str) -> set[str]:
-    words = set()
-    for w in jieba.posseg.cut(normalize(text)):
-        if len(w.word) >= 2 and w.flag.startswith(SALIENT_FLAGS) and w.word not in STOP and not w.word.isdigit():
-            words.add(w.word)
-    return words
+    return set(features(text).words)
+
+
+SCHEME = "affine32"  # datasketch 2 default; named, since reused permutations need it named
+_PERMUTATIONS = MinHash(num_perm=NUM_PERM, scheme=SCHEME).permutations  # drawn once, not per post (seeded: the same every run)
+
+
+def minhash(shingles) -> MinHash | None:
+    if len(shingles) < MIN_SHINGLES:
+        return None
+    m = MinHash(num_perm=NUM_PERM, permutations=_PERMUTATIONS, scheme=SCHEME)
+    m.update_batch([f"{a}\x1f{b}".encode("utf-8") for a, b in shingles])
+    return m
 
 
 @dataclass
@@ -42,7 +85,7 @@ class Clusterer:
     """Events keyed by the caller (the daemon uses incident ids): `find` proposes the event a
     post belongs to, `remember` records that it does."""
 
-    def __init__(self, window: timedelta, threshold: float = 0.25, profile_size: int = 40):
+    def __init__(self, window: timedelta, threshold: float = 0.25, profile_size: int = 40, near_dup: float | None = 0.7):
         self.window = window
         self.threshold = threshold
         self.profile_size = profile_size
@@ -51,36 +94,82 @@ class Clusterer:
         self.of_post: dict[str, int] = {}
         self.df: Counter = Counter()
         self.seen = 0
+        self.near_dup = near_dup
+        self._lsh = MinHashLSH(threshold=near_dup, num_perm=NUM_PERM) if near_dup else None
+        self._sketch: dict[str, MinHash] = {}  # posts within the window, for near-duplicates
+        self._sketched: deque = deque()  # (when, post_id), to let old sketches go
+        self._next_key = 0
 
     def idf(self, word: str) -> float:
         return math.log((self.seen + 1) / (self.df[word] + 1)) + 1
 
-    def find(self, when: datetime, words: set[str], repost_of: str | None = None) -> int | None:
+    def find(self, when: datetime, words, repost_of: str | None = None, sketch: MinHash | None = None) -> int | None:
         if repost_of is not None and repost_of in self.of_post:
             return self.of_post[repost_of]
+        key = self._near_duplicate(when, sketch)
+        return key if key is not None else self._same_event(when, words)
+
+    def _same_event(self, when: datetime, words) -> int | None:
         # The share of the post's salient words (weighted by rarity) that the event also has:
         # unlike a sum, it means the same with ten posts seen as with a million.
-        total = sum(self.idf(w) for w in words)
+        # Rarest first, names in a tie: candidates and float sums come out the same every run.
+        weighted = sorted(((self.idf(w), w) for w in words), key=lambda x: (-x[0], x[1]))
+        total = sum(weight for weight, _w in weighted)
         if total == 0:
             return None
-        scores: Counter = Counter()
-        for w in words:
-            weight = self.idf(w)
+        # Rarest words first, stopping once no event not yet looked at could still reach the
+        # threshold or beat the best (max-score pruning): a word every event has ("黑臭" in a
+        # busy rule) is then never looked up, and a post is scored against few events.
+        need, rest, since = self.threshold * total, total, when - self.window
+        best, best_score, looked = None, 0.0, set()
+        for weight, w in weighted:
+            if rest < need or rest < best_score:
+                break
             for key in self.by_word.get(w, ()):
+                if key in looked:
+                    continue
+                looked.add(key)
                 event = self.events[key]
-                if when - event.last <= self.window and w in event.words:
-                    scores[key] += weight
-        if not scores:
-            return None
-        key, score = scores.most_common(1)[0]
-        return key if score / total >= self.threshold else None
+                if event.last < since:
+                    continue
+                score, profile = 0.0, event.words
+                for weight2, w2 in weighted:
+                    if w2 in profile:
+                        score += weight2
+                if score > best_score or (best is not None and score == best_score and key < best):  # a tie: the older event
+                    best, best_score = key, score
+            rest -= weight
+        return best if best is not None and best_score >= need else None
 
-    def remember(self, post_id: str, when: datetime, words: set[str], key: int) -> None:
+    def _near_duplicate(self, when: datetime, sketch: MinHash | None) -> int | None:
+        if self._lsh is None or sketch is None:
+            return None
+        best, best_sim = None, 0.0
+        for post_id in sorted(self._lsh.query(sketch)):
+            key = self.of_post.get(post_id)
+            event = self.events.get(key) if key is not None else None
+            if event is None or when - event.last > self.window:
+                continue
+            sim = sketch.jaccard(self._sketch[post_id])
+            if sim >= self.near_dup and sim > best_sim:
+                best, best_sim = key, sim
+        return best
+
+    def remember(self, post_id: str, when: datetime, words, key: int, sketch: MinHash | None = None) -> None:
+        if sketch is not None and self._lsh is not None and post_id not in self._sketch:
+            self._lsh.insert(post_id, sketch)
+            self._sketch[post_id] = sketch
+            self._sketched.append((when, post_id))
+            # Posts arrive in about time order: sketches older than the window cannot match again.
+            while self._sketched and self._sketched[0][0] < when - 2 * self.window:
+                _old, gone = self._sketched.popleft()
+                self._lsh.remove(gone)
+                del self._sketch[gone]
         self.seen += 1
         self.df.update(words)
         event = self.events.setdefault(key, _Event(key, when))
         event.last = max(event.last, when)
-        event.words.update(words)
+        event.words.update(sorted(words))
         if len(event.words) > self.profile_size * 2:  # keep the profile to what the event is most about
             event.words = Counter(dict(event.words.most_common(self.profile_size)))
         for w in event.words:
@@ -95,9 +184,10 @@ class Clusterer:
 
     def add(self, post_id: str, when: datetime, text: str, repost_of: str | None = None) -> int:
         """find + remember in one step, new events numbered here: for offline use (benchmarks)."""
-        words = salient(text)
-        key = self.find(when, words, repost_of)
+        f = features(text)
+        sketch = minhash(f.shingles) if self.near_dup else None
+        key = self.find(when, f.words, repost_of, sketch)
         if key is None:
-            key = max(self.events, default=-1) + 1
-        self.remember(post_id, when, words, key)
+            key, self._next_key = self._next_key, self._next_key + 1
+        self.remember(post_id, when, f.words, key, sketch)
         return key

@@ -24,7 +24,7 @@ from monitor.alerts.roster import recipients
 from monitor.incidents.escalation import ClockState, IncidentState, Policy, collapse, due_steps, next_step_at
 from monitor.matching.matcher import Match
 from monitor.severity import SEVERITIES, rank
-from monitor.incidents.cluster import Clusterer, salient
+from monitor.incidents.cluster import Clusterer, features, minhash
 from monitor.incidents.heat import Heat, measure
 from monitor.store.models import Clock, Event, Incident, IncidentPost, Notification, Post, Source
 
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 SYSTEM = "system"
 _RECENT = "monitor.recent_incidents"  # session.info key: rule -> incident seen in this transaction
+_ACTIONS_SEEN = "monitor.actions_seen"  # session.info key: officers' merges and splits looked for
+_RESHAPING = ("merged", "split_out")  # officer actions that move posts between incidents
 
 
 class ActionError(Exception):
@@ -58,6 +60,7 @@ class Incidents:
         self.templates = compile_templates(cfg.template_overrides())
         self.calendar = WorkCalendar(cfg.calendar.holidays, cfg.calendar.workdays)
         self._clusterers: dict[str, Clusterer] = {}
+        self._last_action = 0  # the last merge or split event the clusterers know of
 
     def _plan(self, incident: Incident, severity: str, start: datetime):
         return plan_clocks(severity, self.cfg.clock, start, incident.rule, incident.category, self.calendar)
@@ -117,12 +120,12 @@ class Incidents:
         """Join the open incident of the rule seen within the window, or open one."""
         rule = match.rule
         seen_at = clock_start(from_db(post.published_at), from_db(post.fetched_at))
-        words = None
+        words = sketch = None
         if self.cfg.incidents.clustering == "event":
             clusterer = self._clusterer(session, rule.name)
-            words = salient(f"{post.title}\n{post.body}")
-            key = clusterer.find(seen_at, words, post.repost_of)
-            incident = session.get(Incident, key) if key is not None else None
+            words, sketch = self._features(post.title, post.body)
+            key = clusterer.find(seen_at, words, post.repost_of, sketch)
+            incident = session.get(Incident, key, options=[lazyload(Incident.clocks)]) if key is not None else None
             if incident is not None and incident.state == "closed":
                 clusterer.forget(key)
                 incident = None
@@ -130,7 +133,7 @@ class Incidents:
             incident = self._open_incident(session, rule.name, seen_at)
         if incident is not None:
             if words is not None:
-                clusterer.remember(post.external_id, seen_at, words, incident.id)
+                clusterer.remember(post.external_id, seen_at, words, incident.id, sketch)
             if not self._link(session, incident, post, now):
                 return incident  # already in, e.g. through the post it reposts
             incident.post_count += 1
@@ -166,7 +169,7 @@ class Incidents:
         session.info.setdefault(_RECENT, {})[rule.name] = incident
         self._link(session, incident, post, now)
         if words is not None:
-            clusterer.remember(post.external_id, seen_at, words, incident.id)
+            clusterer.remember(post.external_id, seen_at, words, incident.id, sketch)
         for plan in self._plan(incident, incident.severity, seen_at):
             session.add(
                 Clock(incident_id=incident.id, name=plan.name, started_at=to_db(plan.started_at), due_at=to_db(plan.due_at))
@@ -261,6 +264,7 @@ class Incidents:
         other.state, other.closed_at = "closed", to_db(now)
         self._event(session, keep, now, actor, "merged", other=other.id, posts=moved)
         self._event(session, other, now, actor, "merged_into", into=keep.id)
+        session.info.pop(_ACTIONS_SEEN, None)  # the next post looks again
         self._changed(keep, now)
         self._changed(other, now)
         return keep
@@ -298,6 +302,7 @@ class Incidents:
         session.refresh(new, ["clocks"])
         self._event(session, source, now, actor, "split_out", into=new.id, posts=[p.id for p in posts])
         self._event(session, new, now, actor, "split_from", source=source.id, posts=[p.id for p in posts])
+        session.info.pop(_ACTIONS_SEEN, None)  # the next post looks again
         self._changed(new, now)
         return new
 
@@ -313,11 +318,33 @@ class Incidents:
                     before=before.isoformat(), after=seen_at.isoformat())
         self._changed(incident, now)
 
+    def _features(self, title: str | None, body: str | None):
+        f = features(f"{title or ''}\n{body or ''}")
+        return f.words, minhash(f.shingles) if self.cfg.incidents.near_duplicate else None
+
+    def _notice_actions(self, session: Session) -> None:
+        """Officers merge and split from the CLI, another process than the daemon's: once per
+        transaction, the rules whose incidents they reshaped drop their event index, which is
+        then rebuilt from the store as it now is."""
+        if session.info.get(_ACTIONS_SEEN):
+            return
+        session.info[_ACTIONS_SEEN] = True
+        rows = session.execute(
+            select(Event.id, Incident.rule)
+            .join(Incident, Incident.id == Event.incident_id)
+            .where(Event.kind.in_(_RESHAPING), Event.id > self._last_action)
+        ).all()
+        for event_id, rule in rows:
+            self._clusterers.pop(rule, None)
+            self._last_action = max(self._last_action, event_id)
+
     def _clusterer(self, session: Session, rule: str) -> Clusterer:
         """The rule's event index, rebuilt from the store the first time it is needed."""
+        self._notice_actions(session)
         clusterer = self._clusterers.get(rule)
         if clusterer is None:
-            clusterer = Clusterer(self.cfg.incidents.window, self.cfg.incidents.cluster_threshold)
+            inc = self.cfg.incidents
+            clusterer = Clusterer(inc.window, inc.cluster_threshold, near_dup=inc.near_duplicate or None)
             rows = session.execute(
                 select(Post.external_id, Post.title, Post.body, Post.published_at, Post.fetched_at, IncidentPost.incident_id)
                 .join(IncidentPost, IncidentPost.post_id == Post.id)
@@ -327,7 +354,8 @@ class Incidents:
             ).all()
             for external_id, title, body, published, fetched, incident_id in rows:
                 when = clock_start(from_db(published), from_db(fetched))
-                clusterer.remember(external_id, when, salient(f"{title}\n{body}"), incident_id)
+                words, sketch = self._features(title, body)
+                clusterer.remember(external_id, when, words, incident_id, sketch)
             self._clusterers[rule] = clusterer
         return clusterer
 

@@ -155,6 +155,8 @@ class Clock(Base):
 
 class Event(Base):
     __tablename__ = "events"
+    # The daemon asks "any merge or split since I last looked?" once per batch.
+    __table_args__ = (Index("ix_events_kind_id", "kind", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
