@@ -16,7 +16,7 @@ from monitor.clock import FakeClock, SystemClock
 from monitor.daemon import Daemon
 from monitor.store.models import Notification
 
-from .conftest import Route, rss, write_config
+from .conftest import Route, rss, utc, write_config
 
 
 def wait_for(condition, timeout=20.0, what="condition"):
@@ -120,7 +120,9 @@ def test_sigkill_and_restart_lose_nothing_and_send_nothing_twice(tmp_path, serve
 
 def test_steps_missed_while_down_are_caught_up_once(tmp_path, server, receiver):
     """In-process daemons sharing a fake clock: 6 h pass between two runs."""
-    clock = FakeClock(SystemClock().now())
+    # A fixed Wednesday: on the wall clock, 6 h on from a Monday 03:00 (Beijing) is when the weekly
+    # report falls due, and the third run below rightly sent it as one more alert.
+    clock = FakeClock(utc(2026, 11, 25, 2, 0))
     server.routes["/f"] = Route(rss([{"id": "a", "title": "化工厂爆炸", "published": clock.now()}]))
     cfg = config_mod.load(write_config(tmp_path / "cfg", receiver_url=receiver.url("/hook"), sources=[("f", server.url("/f"))]))
 
