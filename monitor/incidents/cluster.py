@@ -112,14 +112,13 @@ class Clusterer:
     def _same_event(self, when: datetime, words) -> int | None:
         # The share of the post's salient words (weighted by rarity) that the event also has:
         # unlike a sum, it means the same with ten posts seen as with a million.
-        # Rarest first, names in a tie: candidates and float sums come out the same every run.
+        # Rarest first (names in a tie, so float sums come out the same every run), stopping once
+        # no event not yet looked at could still reach the threshold or beat the best (max-score
+        # pruning): a word every event has ("黑臭" in a busy rule) is then never looked up.
         weighted = sorted(((self.idf(w), w) for w in words), key=lambda x: (-x[0], x[1]))
         total = sum(weight for weight, _w in weighted)
         if total == 0:
             return None
-        # Rarest words first, stopping once no event not yet looked at could still reach the
-        # threshold or beat the best (max-score pruning): a word every event has ("黑臭" in a
-        # busy rule) is then never looked up, and a post is scored against few events.
         need, rest, since = self.threshold * total, total, when - self.window
         best, best_score, looked = None, 0.0, set()
         for weight, w in weighted:
@@ -144,16 +143,22 @@ class Clusterer:
     def _near_duplicate(self, when: datetime, sketch: MinHash | None) -> int | None:
         if self._lsh is None or sketch is None:
             return None
-        best, best_sim = None, 0.0
+        best, best_sim, since = None, 0.0, when - self.window
         for post_id in sorted(self._lsh.query(sketch)):
             key = self.of_post.get(post_id)
             event = self.events.get(key) if key is not None else None
-            if event is None or when - event.last > self.window:
+            if event is None or event.last < since:
                 continue
             sim = sketch.jaccard(self._sketch[post_id])
             if sim >= self.near_dup and sim > best_sim:
                 best, best_sim = key, sim
         return best
+
+    def describe(self, text: str) -> tuple[frozenset, MinHash | None]:
+        """What find and remember take of a text: its salient words, and its sketch if this
+        clusterer looks for near-duplicates."""
+        f = features(text)
+        return f.words, minhash(f.shingles) if self._lsh is not None else None
 
     def remember(self, post_id: str, when: datetime, words, key: int, sketch: MinHash | None = None) -> None:
         if sketch is not None and self._lsh is not None and post_id not in self._sketch:
@@ -184,10 +189,9 @@ class Clusterer:
 
     def add(self, post_id: str, when: datetime, text: str, repost_of: str | None = None) -> int:
         """find + remember in one step, new events numbered here: for offline use (benchmarks)."""
-        f = features(text)
-        sketch = minhash(f.shingles) if self.near_dup else None
-        key = self.find(when, f.words, repost_of, sketch)
+        words, sketch = self.describe(text)
+        key = self.find(when, words, repost_of, sketch)
         if key is None:
             key, self._next_key = self._next_key, self._next_key + 1
-        self.remember(post_id, when, f.words, key, sketch)
+        self.remember(post_id, when, words, key, sketch)
         return key

@@ -22,9 +22,9 @@ from monitor.incidents.clocks import clock_start, plan_clocks
 from monitor.incidents.workdays import WorkCalendar
 from monitor.alerts.roster import recipients
 from monitor.incidents.escalation import ClockState, IncidentState, Policy, collapse, due_steps, next_step_at
-from monitor.matching.matcher import Match
+from monitor.matching.matcher import Match, post_text
 from monitor.severity import SEVERITIES, rank
-from monitor.incidents.cluster import Clusterer, features, minhash
+from monitor.incidents.cluster import Clusterer
 from monitor.incidents.heat import Heat, measure
 from monitor.store.models import Clock, Event, Incident, IncidentPost, Notification, Post, Source
 
@@ -123,7 +123,7 @@ class Incidents:
         words = sketch = None
         if self.cfg.incidents.clustering == "event":
             clusterer = self._clusterer(session, rule.name)
-            words, sketch = self._features(post.title, post.body)
+            words, sketch = clusterer.describe(post_text(post.title or "", post.body or ""))
             key = clusterer.find(seen_at, words, post.repost_of, sketch)
             incident = session.get(Incident, key, options=[lazyload(Incident.clocks)]) if key is not None else None
             if incident is not None and incident.state == "closed":
@@ -264,7 +264,6 @@ class Incidents:
         other.state, other.closed_at = "closed", to_db(now)
         self._event(session, keep, now, actor, "merged", other=other.id, posts=moved)
         self._event(session, other, now, actor, "merged_into", into=keep.id)
-        session.info.pop(_ACTIONS_SEEN, None)  # the next post looks again
         self._changed(keep, now)
         self._changed(other, now)
         return keep
@@ -302,7 +301,6 @@ class Incidents:
         session.refresh(new, ["clocks"])
         self._event(session, source, now, actor, "split_out", into=new.id, posts=[p.id for p in posts])
         self._event(session, new, now, actor, "split_from", source=source.id, posts=[p.id for p in posts])
-        session.info.pop(_ACTIONS_SEEN, None)  # the next post looks again
         self._changed(new, now)
         return new
 
@@ -317,10 +315,6 @@ class Incidents:
         self._event(session, incident, now, SYSTEM, "start_moved", post=post.id if post is not None else None,
                     before=before.isoformat(), after=seen_at.isoformat())
         self._changed(incident, now)
-
-    def _features(self, title: str | None, body: str | None):
-        f = features(f"{title or ''}\n{body or ''}")
-        return f.words, minhash(f.shingles) if self.cfg.incidents.near_duplicate else None
 
     def _notice_actions(self, session: Session) -> None:
         """Officers merge and split from the CLI, another process than the daemon's: once per
@@ -354,7 +348,7 @@ class Incidents:
             ).all()
             for external_id, title, body, published, fetched, incident_id in rows:
                 when = clock_start(from_db(published), from_db(fetched))
-                words, sketch = self._features(title, body)
+                words, sketch = clusterer.describe(post_text(title or "", body or ""))
                 clusterer.remember(external_id, when, words, incident_id, sketch)
             self._clusterers[rule] = clusterer
         return clusterer
@@ -533,3 +527,5 @@ class Incidents:
     @staticmethod
     def _event(session: Session, incident: Incident, now: datetime, actor: str, kind: str, **data) -> None:
         session.add(Event(incident_id=incident.id, at=to_db(now), actor=actor, kind=kind, data=data))
+        if kind in _RESHAPING:
+            session.info.pop(_ACTIONS_SEEN, None)  # the next post in this transaction looks again

@@ -271,6 +271,7 @@ class Matcher:
             lead = rule.lead_chars
             found = {**found, "body": {k: kept for k, spans in found["body"].items() if (kept := [s for s in spans if s[1] <= lead])}}
             checks.append(f"正文只看前 {lead} 字")
+        notes = len(checks)  # checks before the verdict's own
 
         def hit(ref, f, start, end, reason=""):
             o_start, o_end = original_span(norm[f][1], start, end)
@@ -316,13 +317,13 @@ class Matcher:
         # Distances run across the title into the body, as one text: a title naming the river and a
         # body of "又黑又臭" are next to each other.
         offset = {"title": 0, "body": len(norm["title"][0])}
+
+        def placed(refs):
+            return [(r, offset[f] + start, offset[f] + end) for r, f, start, end in self._occurrences(refs, fields, found, cuts, phrases)]
+
         for a, b, within in c.near:
-            b_found = [(rb, offset[fb] + sb, offset[fb] + eb) for rb, fb, sb, eb in self._occurrences(b, fields, found, cuts, phrases)]
-            pairs = [
-                (max(0, sb - ea, sa - eb), ra.written, rb.written)
-                for ra, fa, sa, ea in ((ra, fa, offset[fa] + sa, offset[fa] + ea) for ra, fa, sa, ea in self._occurrences(a, fields, found, cuts, phrases))
-                for rb, sb, eb in b_found
-            ]
+            b_found = placed(b)
+            pairs = [(max(0, sb - ea, sa - eb), ra.written, rb.written) for ra, sa, ea in placed(a) for rb, sb, eb in b_found]
             close = min(pairs, default=None)
             a_words, b_words = "/".join(r.written for r in a), "/".join(r.written for r in b)
             if close is not None and close[0] <= within:
@@ -330,7 +331,7 @@ class Matcher:
             else:
                 checks.append(f"「{a_words}」与「{b_words}」未在 {within} 字内同时出现：不匹配")
                 matched = False
-        if matched and len(checks) == bool(rule.lead_chars):
+        if matched and len(checks) == notes:
             checks.append(f"关键词成立 {len(hits)} 次")
         return Verdict(rule, matched, tuple(hits), tuple(rejected), tuple(checks))
 
