@@ -17,11 +17,16 @@ Rule keys (see config.WatchRule):
   fields        title, body
   lead_chars    only the title and the first N characters of the body count: a complaint says
                 what it is about first; a long petition that lists it as item 6 is about something else
+
+Bounded cost: each field is matched up to `max_chars` characters ([matching] max_chars; the
+cut is said in the verdict's checks), and every step is linear in the text and its
+occurrences, so one hostile post cannot hold the pipeline.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +37,8 @@ from monitor.matching.segment import Segmenter, is_block_char
 from monitor.severity import rank
 
 FIELDS = ("title", "body")
+MAX_CHARS = 50_000  # default cut per field; [matching] max_chars
+EXPLAIN_HITS = 100  # occurrences listed per verdict; the count says how many there were
 BOUNDARY_NAMES = {"word": "跨词", "token": "非完整词"}
 
 
@@ -84,11 +91,19 @@ class Verdict:
         return list(dict.fromkeys(h.term for h in self.hits))
 
     def explanation(self) -> dict:
-        return {
-            "hits": [{"term": h.term, "text": h.matched, "field": h.field, "start": h.start, "end": h.end} for h in self.hits],
-            "rejected": [{"term": h.term, "field": h.field, "start": h.start, "end": h.end, "reason": h.reason} for h in self.rejected],
+        out = {
+            "hits": [{"term": h.term, "text": h.matched, "field": h.field, "start": h.start, "end": h.end}
+                     for h in self.hits[:EXPLAIN_HITS]],
+            "rejected": [{"term": h.term, "field": h.field, "start": h.start, "end": h.end, "reason": h.reason}
+                         for h in self.rejected[:EXPLAIN_HITS]],
             "checks": list(self.checks),
         }
+        # A post of 10,000 occurrences is stored with the first hundred and the counts.
+        if len(self.hits) > EXPLAIN_HITS:
+            out["hits_total"] = len(self.hits)
+        if len(self.rejected) > EXPLAIN_HITS:
+            out["rejected_total"] = len(self.rejected)
+        return out
 
 
 Match = Verdict  # a Verdict that matched
@@ -147,8 +162,9 @@ def _allowed_cuts(key: str) -> frozenset:
 
 
 class Matcher:
-    def __init__(self, rules: list[RuleSpec], cache_dir: Path | None = None):
+    def __init__(self, rules: list[RuleSpec], cache_dir: Path | None = None, max_chars: int = MAX_CHARS):
         self.rules = rules
+        self.max_chars = max_chars  # 0: no cut
         self._compiled: list[_Compiled] = []
         self._words: dict[str, _Word] = {}
         for rule in rules:
@@ -211,6 +227,12 @@ class Matcher:
     def evaluate(self, title: str, body: str, every_rule: bool = False) -> list[Verdict]:
         """A verdict for each rule the post triggers (or, with every_rule, for every rule)."""
         texts = {"title": title or "", "body": body or ""}
+        cut = {}
+        if self.max_chars:
+            for f, t in texts.items():
+                if len(t) > self.max_chars:
+                    cut[f] = len(t)
+                    texts[f] = t[: self.max_chars]
         norm = {f: normalize_map(t) for f, t in texts.items()}
         found = {f: self._scan(norm[f][0]) for f in FIELDS}
         if every_rule:
@@ -227,7 +249,8 @@ class Matcher:
         if not candidates:
             return []
         cuts = _LazyCuts(self, norm, found)
-        verdicts = [self._judge(c, texts, norm, found, cuts) for c in candidates]
+        notes = tuple(f"{_FIELD_NAMES[f]}过长（{n} 字），只匹配了前 {self.max_chars} 字" for f, n in cut.items())
+        verdicts = [self._judge(c, texts, norm, found, cuts, notes) for c in candidates]
         verdicts.sort(key=lambda v: (not v.matched, rank(v.rule.severity), self._order[v.rule.name]))
         return verdicts
 
@@ -263,10 +286,10 @@ class Matcher:
                         out.append((ref, f, *span))
         return out
 
-    def _judge(self, c: _Compiled, texts, norm, found, cuts) -> Verdict:
+    def _judge(self, c: _Compiled, texts, norm, found, cuts, cut_notes=()) -> Verdict:
         rule = c.spec
         fields = [f for f in FIELDS if f in rule.fields]
-        hits, rejected, checks = [], [], []
+        hits, rejected, checks = [], [], list(cut_notes)
         if rule.lead_chars:
             lead = rule.lead_chars
             found = {**found, "body": {k: kept for k, spans in found["body"].items() if (kept := [s for s in spans if s[1] <= lead])}}
@@ -277,7 +300,7 @@ class Matcher:
             o_start, o_end = original_span(norm[f][1], start, end)
             return TermHit(ref.shown, o_start, o_end, f, texts[f][o_start:o_end], reason)
 
-        phrases = {f: [span for p in c.phrases for span in found[f].get(p, ())] for f in fields}
+        phrases = {f: _Phrases([span for p in c.phrases for span in found[f].get(p, ())]) for f in fields}
         for f in fields:
             for key, spans in found[f].items():
                 for ref in c.trigger_of.get(key, ()):
@@ -322,9 +345,7 @@ class Matcher:
             return [(r, offset[f] + start, offset[f] + end) for r, f, start, end in self._occurrences(refs, fields, found, cuts, phrases)]
 
         for a, b, within in c.near:
-            b_found = placed(b)
-            pairs = [(max(0, sb - ea, sa - eb), ra.written, rb.written) for ra, sa, ea in placed(a) for rb, sb, eb in b_found]
-            close = min(pairs, default=None)
+            close = _closest(placed(a), placed(b))
             a_words, b_words = "/".join(r.written for r in a), "/".join(r.written for r in b)
             if close is not None and close[0] <= within:
                 checks.append(f"「{close[1]}」与「{close[2]}」相距 {close[0]} 字（≤ {within}）")
@@ -339,10 +360,62 @@ class Matcher:
 _FIELD_NAMES = {"title": "标题", "body": "正文"}
 
 
-def _vetoed(phrase_spans, span):
+class _Phrases:
+    """Occurrences of vetoing phrases, sorted, so finding the one that holds a span is a
+    bisect instead of a scan: a post of thousands of phrases stays linear."""
+
+    def __init__(self, spans: list[tuple[int, int]]):
+        self.spans = sorted(spans)
+        self.starts = [s for s, _e in self.spans]
+        self.longest = max((e - s for s, e in self.spans), default=0)
+
+    def __bool__(self) -> bool:
+        return bool(self.spans)
+
+    def holding(self, span: tuple[int, int]):
+        start, end = span
+        lo = bisect_left(self.starts, start - self.longest)
+        for p in self.spans[lo:bisect_right(self.starts, start)]:
+            if end <= p[1] and p != (start, end):
+                return p
+        return None
+
+
+def _vetoed(phrases: "_Phrases", span):
     """The phrase that holds this occurrence (and is more than it), if any."""
-    start, end = span
-    return next((p for p in phrase_spans if p[0] <= start and end <= p[1] and p != (start, end)), None)
+    return phrases.holding(span) if phrases else None
+
+
+def _closest(a_found, b_found):
+    """(distance, a word, b word) of the closest pair, or None: sorted sweeps, not all pairs.
+
+    For a at [sa, ea): among b starting at or after sa the nearest is the first to start;
+    among b starting before, the one reaching furthest right.
+    """
+    if not a_found or not b_found:
+        return None
+    if len(a_found) * len(b_found) <= 10_000:
+        # Every pair: ties go to the smallest words, as they always have (the replay's output).
+        return min((max(0, sb - ea, sa - eb), ra.written, rb.written) for ra, sa, ea in a_found for rb, sb, eb in b_found)
+    bs = sorted(b_found, key=lambda x: x[1])
+    starts = [x[1] for x in bs]
+    reach = []  # reach[i]: the b among bs[:i+1] that ends last
+    for item in bs:
+        reach.append(item if not reach or item[2] > reach[-1][2] else reach[-1])
+    best = None
+    for ra, sa, ea in a_found:
+        i = bisect_left(starts, sa)
+        if i < len(bs):
+            rb, sb, _eb = bs[i]
+            d = max(0, sb - ea)
+            if best is None or d < best[0]:
+                best = (d, ra.written, rb.written)
+        if i > 0:
+            rb, _sb, eb = reach[i - 1]
+            d = max(0, sa - eb)
+            if best is None or d < best[0]:
+                best = (d, ra.written, rb.written)
+    return best
 
 
 class _LazyCuts:
