@@ -32,15 +32,27 @@ def test_clock_start_uses_fetch_time_when_published_is_missing_or_future():
 
 
 def test_reminders_then_escalations_up_the_ladder():
-    steps = due_steps(IncidentState(7, False), [five_hour_clock()], POLICY, T0 + 11 * H)
-    assert [(s.key, s.kind, s.tier, s.at - T0) for s in steps] == [
-        ("7:发布权威信息:remind-50%", "reminder", 0, 2.5 * H),
-        ("7:发布权威信息:remind-1h-before", "reminder", 0, 4 * H),
-        ("7:发布权威信息:overdue-0", "escalation", 1, 5 * H),
-        ("7:发布权威信息:overdue-1", "escalation", 2, 7 * H),
-        ("7:发布权威信息:overdue-2", "escalation", 2, 9 * H),
-        ("7:发布权威信息:overdue-3", "escalation", 2, 11 * H),
+    # On time, tick by tick: each step falls due at its moment, one tier higher each time.
+    fired = {}
+    for hours in (2.5, 4, 5, 7, 9, 11):
+        for s in due_steps(IncidentState(7, False), [five_hour_clock()], POLICY, T0 + hours * H):
+            fired.setdefault(s.key, (s.kind, s.tier, s.at - T0))
+    assert list(fired.items()) == [
+        ("7:发布权威信息:remind-50%", ("reminder", 0, 2.5 * H)),
+        ("7:发布权威信息:remind-1h-before", ("reminder", 0, 4 * H)),
+        ("7:发布权威信息:overdue-0", ("escalation", 1, 5 * H)),
+        ("7:发布权威信息:overdue-1", ("escalation", 2, 7 * H)),
+        ("7:发布权威信息:overdue-2", ("escalation", 2, 9 * H)),
+        ("7:发布权威信息:overdue-3", ("escalation", 2, 11 * H)),
     ]
+
+
+def test_far_behind_clock_yields_one_step_per_tier_not_one_per_missed_repeat():
+    # A 1970 start, or a week down: the steps below the top tier and the newest at the top.
+    ancient = ClockState("发布权威信息", utc(1970, 1, 1), utc(1970, 1, 1, 5))
+    steps = due_steps(IncidentState(7, False), [ancient], POLICY, T0)
+    assert [(s.label, s.tier) for s in steps if s.kind == "escalation"] == [("overdue-0", 1), (f"overdue-{len(steps) and int((T0 - utc(1970, 1, 1, 5)) / (2 * H))}", 2)]
+    assert len(steps) <= len(POLICY.reminders) + POLICY.tiers
 
 
 def test_nothing_due_before_the_first_reminder_and_keys_are_stable():
@@ -76,14 +88,15 @@ def test_reminder_specs_landing_together_make_one_and_short_clocks_skip_impossib
 
 def test_single_tier_escalates_to_itself():
     steps = due_steps(IncidentState(1, False), [five_hour_clock()], Policy((), timedelta(hours=1), tiers=1), T0 + 6 * H)
-    assert [s.tier for s in steps] == [0, 0]
+    assert [(s.label, s.tier) for s in steps] == [("overdue-1", 0)]  # the newest word only
 
 
 def test_collapse_after_downtime_sends_the_latest_word_to_each_tier():
     steps = due_steps(IncidentState(1, False), [five_hour_clock()], POLICY, T0 + 11 * H)
     send, superseded = collapse(steps)
     assert [s.label for s in send] == ["overdue-0", "overdue-3"]  # tier 1 once, tier 2 once
-    assert {s.label for s in superseded} == {"remind-50%", "remind-1h-before", "overdue-1", "overdue-2"}
+    # overdue-1 and -2 (tier 2, missed) are not even steps any more: no row per missed repeat.
+    assert {s.label for s in superseded} == {"remind-50%", "remind-1h-before"}
     # Before the deadline, only the latest reminder goes out.
     send, superseded = collapse(due_steps(IncidentState(1, False), [five_hour_clock()], POLICY, T0 + 4.5 * H))
     assert [s.label for s in send] == ["remind-1h-before"] and [s.label for s in superseded] == ["remind-50%"]

@@ -104,7 +104,12 @@ def clock_steps(incident_id: int, clock: ClockState, policy: Policy, until: date
     ]
     if until >= clock.due_at:
         count = int((until - clock.due_at) / policy.repeat_every) + 1
-        for k in range(count):
+        # Step k goes to tier first+1+k, capped at the top: the steps below the top have a tier
+        # each, and of those at the top only the newest can matter. However far a clock is
+        # behind (a 1970 date, a week down), that is at most one step per tier.
+        below = max(0, _top(policy) - policy.first_tier - 1)
+        ks = list(range(min(count, below))) + ([count - 1] if count > below else [])
+        for k in ks:
             steps.append(
                 Step(
                     f"{incident_id}:{clock.name}:overdue-{k}", clock.name, "escalation", f"overdue-{k}",
