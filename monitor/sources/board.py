@@ -75,7 +75,7 @@ def _post(cfg: SourceConfig, page_url: str, now: datetime, raw_id, title, body, 
     reply_text = _text(reply) or None
     replied = _replied(cfg, status_text, reply_text)
     return RawPost(
-        external_id=external_id[:500],
+        external_id=external_id[:480],
         url=url,
         title=title,
         body=body,

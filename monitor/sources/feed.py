@@ -23,6 +23,27 @@ class ParseError(Exception):
     pass
 
 
+def describe_parse_error(exc) -> str:
+    """第 L 行第 C 列 first, then the parser's own words."""
+    if exc is None:
+        return "无法解析"
+    where = ""
+    line = getattr(exc, "getLineNumber", None)
+    column = getattr(exc, "getColumnNumber", None)
+    if callable(line):
+        try:
+            where = f"第 {line()} 行" + (f"第 {column() + 1} 列" if callable(column) else "") + "："
+        except Exception:
+            where = ""
+    message = exc.getMessage() if callable(getattr(exc, "getMessage", None)) else str(exc)
+    return f"{where}{message}（{type(exc).__name__}）"
+
+
+def _opening(data: bytes) -> str:
+    text = data[:200].decode("utf-8", "replace")
+    return " ".join(text.split())[:40]
+
+
 _XML_DECL = re.compile(rb"^<\?xml[^>]*?\?>")
 
 
@@ -67,11 +88,13 @@ def _external_id(entry, title: str, body: str) -> str:
     for key in ("id", "link"):
         value = (entry.get(key) or "").strip()
         if value:
-            return value if len(value) <= 500 else "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+            return value if len(value) <= 480 else "sha256:" + hashlib.sha256(value.encode()).hexdigest()
     return "sha256:" + hashlib.sha256(f"{title}\n{body}".encode()).hexdigest()
 
 
 def parse_feed(body: bytes, content_type: str | None = None) -> list[RawPost]:
+    if not body or not body.strip():
+        raise ParseError("响应内容为空：服务器没有返回任何订阅源内容")
     data = to_utf8(body, content_type)
     parsed = feedparser.parse(
         data,
@@ -79,11 +102,11 @@ def parse_feed(body: bytes, content_type: str | None = None) -> list[RawPost]:
         sanitize_html=False,
         resolve_relative_uris=False,
     )
-    if not parsed.entries:
-        if parsed.bozo:
-            raise ParseError(f"无法解析订阅源：{type(parsed.bozo_exception).__name__}: {parsed.bozo_exception}")
-        if not parsed.feed and not parsed.version:
-            raise ParseError("不是 RSS/Atom 订阅源")
+    if not parsed.get("entries"):
+        if parsed.get("bozo") and not parsed.get("version"):
+            raise ParseError(f"订阅源格式错误：{describe_parse_error(parsed.get('bozo_exception'))}")
+        if not parsed.get("version"):
+            raise ParseError(f"不是 RSS/Atom 订阅源：内容以「{_opening(data)}」开头")
     posts = []
     for entry in parsed.entries:
         title = html_to_text(entry.get("title", ""))

@@ -67,7 +67,11 @@ class Post(Base):
     fetched_at: Mapped[datetime] = mapped_column(DateTime)
     # Set once matching and incident assignment committed; NULL means still to do.
     processed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Set with processed_at when a post was set aside after max_attempts failures.
     process_error: Mapped[str | None] = mapped_column(Text)
+    process_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Why the published time was not believed (far future, before 2000): the fetch time counts.
+    time_note: Mapped[str | None] = mapped_column(Text)
     # Boards that show an official reply (待回复 / 已办理): the post carries it, and the reply
     # stage records it on the post's incidents; reply_recorded_at NULL means still to do.
     reply_status: Mapped[str | None] = mapped_column(String(100))

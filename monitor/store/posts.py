@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
@@ -9,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from monitor.clock import to_db
 from monitor.sources import RawPost
+from monitor.sources.times import believable
 from monitor.store.models import Post, Source
 
 
@@ -39,7 +42,33 @@ def _insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
     return len(rows)
 
 
+def _published(published: datetime | None, now: datetime) -> dict:
+    kept, note = believable(published, now)
+    return {"published_at": to_db(kept), "time_note": note}
+
+
 REPLY_FIELDS = ("reply_status", "replied", "reply_text", "reply_at")
+
+
+def content_hash(title: str | None, body: str | None) -> str:
+    return hashlib.sha256(f"{title or ''}\n{body or ''}".encode()).hexdigest()[:16]
+
+
+def _distinct(posts: list[RawPost]) -> dict[str, RawPost]:
+    """Posts by external id. A source that gives several different items one guid (the real
+    深圳 policy feed puts ten notices under one) gets each as guid#hash-of-content; the same
+    item repeated within one body is one post."""
+    groups: dict[str, dict[str, RawPost]] = {}
+    for p in posts:
+        groups.setdefault(p.external_id, {}).setdefault(content_hash(p.title, p.body), p)
+    out: dict[str, RawPost] = {}
+    for key, variants in groups.items():
+        if len(variants) == 1:
+            out[key] = next(iter(variants.values()))
+        else:
+            for digest, p in variants.items():
+                out[f"{key}#{digest}"] = replace(p, external_id=f"{key}#{digest}")
+    return out
 
 
 def store_posts(session: Session, source_id: int, posts: list[RawPost], now: datetime) -> int:
@@ -50,17 +79,25 @@ def store_posts(session: Session, source_id: int, posts: list[RawPost], now: dat
     """
     if not posts:
         return 0
-    by_id: dict[str, RawPost] = {}
-    for p in posts:
-        by_id.setdefault(p.external_id, p)  # a feed can repeat an item within one body
+    by_id = _distinct(posts)
     known: dict[str, tuple] = {}
     ids = list(by_id)
-    for i in range(0, len(ids), 500):
+    # A post told apart by its content (guid#hash) may have been stored under the bare guid
+    # when it was alone: look the bare guids up too, and match them by content.
+    bare = {key.split("#", 1)[0] for key in ids if "#" in key}
+    for i in range(0, len(ids) + len(bare), 500):
+        chunk = [*ids, *sorted(bare)][i : i + 500]
         for row in session.execute(
-            select(Post.external_id, Post.id, Post.reply_status, Post.replied, Post.reply_text, Post.reply_at)
-            .where(Post.source_id == source_id, Post.external_id.in_(ids[i : i + 500]))
+            select(Post.external_id, Post.id, Post.reply_status, Post.replied, Post.reply_text, Post.reply_at,
+                   Post.title, Post.body)
+            .where(Post.source_id == source_id, Post.external_id.in_(chunk))
         ):
-            known[row[0]] = row[1:]
+            key = row[0]
+            if key not in by_id:
+                key = f"{key}#{content_hash(row[6], row[7])}"
+                if key not in by_id:
+                    continue
+            known[key] = tuple(row[1:6])
     for key, (post_id, *stored) in known.items():
         p = by_id[key]
         fresh = (p.reply_status, p.replied, p.reply_text, to_db(p.reply_at))
@@ -77,7 +114,7 @@ def store_posts(session: Session, source_id: int, posts: list[RawPost], now: dat
             "title": p.title,
             "body": p.body,
             "author": p.author,
-            "published_at": to_db(p.published_at),
+            **_published(p.published_at, now),
             "fetched_at": to_db(now),
             "reply_status": p.reply_status,
             "replied": p.replied,
