@@ -49,6 +49,10 @@ def rule_specs(rules: list[WatchRule]) -> list[RuleSpec]:
     ]
 
 
+def make_matcher(cfg: Config, rules: list[WatchRule]) -> Matcher:
+    return Matcher(rule_specs(rules), cache_dir=cfg.state_dir / "jieba", max_chars=cfg.main.matching.max_chars)
+
+
 def load_channels(cfg: Config) -> Channels:
     """apprise targets, checked against the tiers: a tier nobody receives is a config error."""
     try:
@@ -101,8 +105,8 @@ def build(
     sessions = db.session_factory(engine)
     channels = load_channels(cfg) if with_channels and not dry_run else None
     incidents = Incidents(cfg.main, Alerting(channels, dry_run))
-    matcher = Matcher(rule_specs(cfg.rules), cache_dir=cfg.state_dir / "jieba")
-    pipeline = Pipeline(sessions, matcher, incidents, clock)
+    matcher = make_matcher(cfg, cfg.rules)
+    pipeline = Pipeline(sessions, matcher, incidents, clock, max_attempts=cfg.main.matching.max_attempts)
     return App(cfg, engine, sessions, clock, incidents, pipeline, channels)
 
 

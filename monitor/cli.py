@@ -403,7 +403,7 @@ def _sources_test(args) -> int:
     from monitor.sources.feed import ParseError
     from monitor.sources.http import FetchError, make_client
     from monitor.sources.poll import Poller
-    from monitor.sources.polite import HostBusy
+    from monitor.sources.http import Throttled
 
     cfg = load(args.config)
     source = next((s for s in cfg.main.source if s.name == args.name), None)
@@ -416,8 +416,11 @@ def _sources_test(args) -> int:
         poller = Poller(sessions=None, client=client, http=cfg.main.http, clock=clock)
         try:
             read = poller.read(source, None, None, None, clock.now())
-        except (FetchError, ParseError, HostBusy) as e:
+        except (FetchError, ParseError, Throttled) as e:
             print(f"抓取失败：{secrets.redact(str(e))}", file=sys.stderr)
+            return 1
+        except Exception as e:  # a parser's bug must still read as a sentence, not a traceback
+            print(f"抓取失败：内部错误 {type(e).__name__}: {secrets.redact(str(e))}", file=sys.stderr)
             return 1
     print(f"来源「{source.name}」：提取到 {len(read.posts)} 条（未写入数据库）")
     for post in read.posts[: args.limit]:

@@ -45,6 +45,11 @@ class DatabaseConfig(_Model):
     url: str | None = None
     url_env: str | None = None
     url_file: str | None = None
+    # A database that stays unavailable, locked or full this long raises one ops alert,
+    # sent when it can be recorded again (the log says it at once either way).
+    alert_after: timedelta = timedelta(minutes=5)
+
+    _d = field_validator("alert_after", mode="before")(_duration)
 
 
 class HostPoliteness(_Model):
@@ -55,7 +60,13 @@ class HostPoliteness(_Model):
 
 
 class HttpConfig(_Model):
-    timeout: float = Field(20.0, gt=0)
+    timeout: float = Field(20.0, gt=0)  # seconds for connecting and for each read
+    # Seconds for a whole fetch, connect to last byte: a server that drips one byte a second
+    # never trips the per-read timeout, and must not hold a worker for the whole run.
+    deadline: float = Field(60.0, gt=0)
+    # A 429/503 Retry-After pauses that source (and paces its host) for at most this long,
+    # whatever the server asks: Retry-After: 9999999999 is not 317 years.
+    max_retry_after: timedelta = timedelta(hours=1)
     # Politeness towards each host: requests at once, and time between two request starts.
     host_concurrency: int = Field(2, ge=1)
     host_delay: timedelta = timedelta(seconds=1)
@@ -65,7 +76,7 @@ class HttpConfig(_Model):
     max_connections: int = Field(10, gt=0)
     user_agent: str = "zwyq-monitor/0.1 (public-opinion response monitor)"
 
-    _hd = field_validator("host_delay", mode="before")(_duration)
+    _hd = field_validator("host_delay", "max_retry_after", mode="before")(_duration)
 
     @field_validator("user_agent")
     @classmethod
@@ -347,6 +358,16 @@ class AlertsConfig(_Model):
     )
 
 
+class MatchingConfig(_Model):
+    # Characters of the title and of the body that are matched (and clustered); the rest of a
+    # longer post is stored but not matched, and the explanation says so. 0: no limit.
+    max_chars: int = Field(50_000, ge=0)
+    # A post whose processing fails for the same reason this many times is set aside
+    # (`monitor posts failed` lists it, `monitor posts retry` puts it back); a database
+    # that is locked, full or gone counts no attempt: the post just waits.
+    max_attempts: int = Field(3, ge=1)
+
+
 class DaemonConfig(_Model):
     state_dir: str | None = None
     poll_check: timedelta = timedelta(seconds=5)
@@ -418,6 +439,7 @@ class MainConfig(_Model):
     database: DatabaseConfig = DatabaseConfig()
     daemon: DaemonConfig = DaemonConfig()
     http: HttpConfig = HttpConfig()
+    matching: MatchingConfig = MatchingConfig()
     source: list[SourceConfig] = []
     clock: list[ClockRule] = list(DEFAULT_CLOCKS)
     tier: list[Tier] = list(DEFAULT_TIERS)

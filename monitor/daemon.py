@@ -1,7 +1,17 @@
-"""`monitor run`: APScheduler jobs wiring polling, matching, escalation and delivery.
+"""`monitor run`: wiring polling, matching, escalation and delivery so that none waits on
+another.
+
+  polling     due sources → a persistent pool of workers (sources/engine.py), fed every
+              poll_check; a finished poll wakes processing at once
+  processing  its own thread: match stored posts, assign incidents (pipeline.py)
+  tick        its own executor: escalation steps and handoffs
+  delivery    its own executor: the outbox, looked at between sends for shutdown
+  the rest    health checks, rule reload, reports: a shared executor
 
 Start-up order matters for "nothing lost": migrations → catch up posts stored but not
 processed → catch up escalation steps that fell due while we were down → jobs → READY.
+SIGTERM stops within STOP_BUDGET seconds whatever runs: a poll stuck in a slow read is
+left behind, and loses nothing (its transaction never committed).
 """
 
 from __future__ import annotations
@@ -12,25 +22,29 @@ import random
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor as Pool
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 import sdnotify
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.alerts.handoff import send_handoffs
-from monitor.alerts.outbox import deliver_due
-from monitor.app import App, build, rule_specs, setup_logging
-from monitor.clock import Clock, SystemClock
+from monitor.alerts.outbox import Alert, Delivery, fire
+from monitor.app import App, build, make_matcher, setup_logging
+from monitor.clock import Clock, SystemClock, show, show_delta
 from monitor.config import Config, ConfigError, expand_rule_paths, load_rules
-from monitor.matching.matcher import Matcher
 from monitor.sources.http import make_client
 from monitor.sources import health
-from monitor.sources.poll import Poller
+from monitor.sources.engine import PollEngine
+from monitor.sources.poll import Poller, PollResult
 from monitor.store.db import safe_url
+from monitor.store.faults import DbHealth, is_transient
 
 log = logging.getLogger(__name__)
+
+STOP_BUDGET = 8.0  # seconds from SIGTERM to exit (deploy/monitor.service allows 15)
+HEALTH_EVERY = 30  # seconds between source health checks
 
 
 class Daemon:
@@ -39,11 +53,15 @@ class Daemon:
         self.clock = clock or SystemClock()
         self.stop_event = threading.Event()
         self.reload_requested = threading.Event()
+        self.wake_processing = threading.Event()
         self.notifier = sdnotify.SystemdNotifier()
         self.last_tick = time.monotonic()
         self.last_handoff_check = self.clock.now()
+        self.db = DbHealth(self.clock, cfg.main.database.alert_after)
         self.app: App | None = None
         self.demo = None
+        self.engine: PollEngine | None = None
+        self.processor: threading.Thread | None = None
 
     def start(self) -> None:
         started = time.monotonic()
@@ -59,31 +77,47 @@ class Daemon:
         self.client = make_client(cfg.main.http)
         self.poller = Poller(app.sessions, self.client, cfg.main.http, self.clock, random.Random())
         self.poller.register(cfg.main.source)
+        main = cfg.main
+        self.ops_tags = tuple(main.health.tags or main.tier[0].tags)
+        self.delivery = Delivery(app.sessions, app.channels, self.clock, main.alerts, ops_tags=self.ops_tags)
         caught_up = app.pipeline.process_pending()
         app.pipeline.record_replies()
         fired = app.pipeline.tick()
         if caught_up or fired:
             log.info("启动补处理：帖文 %d 条，到期提醒/升级 %d 条", caught_up, fired)
 
-        main = cfg.main
+        self.engine = PollEngine(self.poller, main.source, main.daemon.workers, self.db, on_done=self._poll_done)
+        self.processor = threading.Thread(target=self._process_loop, name="processing", daemon=True)
+        self.processor.start()
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(3), "watchdog": ThreadPoolExecutor(1)},
+            executors={
+                "default": ThreadPoolExecutor(2),
+                "dispatch": ThreadPoolExecutor(1),
+                "tick": ThreadPoolExecutor(1),
+                "deliver": ThreadPoolExecutor(1),
+                "watchdog": ThreadPoolExecutor(1),
+            },
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone="UTC",
         )
-        self.scheduler.add_job(self.poll_job, "interval", seconds=main.daemon.poll_check.total_seconds(), id="poll", next_run_time=self._soon())
-        self.scheduler.add_job(self.tick_job, "interval", seconds=main.escalation.tick.total_seconds(), id="tick", next_run_time=self._soon())
+        job = self.scheduler.add_job
+        job(self._guarded("轮询调度", self.engine.dispatch), "interval", seconds=main.daemon.poll_check.total_seconds(),
+            id="poll", executor="dispatch", next_run_time=self._soon())
+        job(self._guarded("升级检查", self.tick_job), "interval", seconds=main.escalation.tick.total_seconds(), id="tick",
+            executor="tick", next_run_time=self._soon())
         self.rules_signature = self._rules_signature()
-        self.scheduler.add_job(self.rules_job, "interval", seconds=2, id="rules")
-        self.scheduler.add_job(self.deliver_job, "interval", seconds=main.alerts.deliver_every.total_seconds(), id="deliver", next_run_time=self._soon())
+        job(self.rules_job, "interval", seconds=2, id="rules")
+        job(self._guarded("告警投递", self.deliver_job), "interval", seconds=main.alerts.deliver_every.total_seconds(),
+            id="deliver", executor="deliver", next_run_time=self._soon())
+        job(self._guarded("来源健康检查", self.health_job), "interval", seconds=HEALTH_EVERY, id="health", next_run_time=self._soon())
         if main.report.enabled:
             from monitor.reports.schedule import Reporter
 
             self.reporter = Reporter(cfg, app.sessions, app.channels, self.clock)
-            self.scheduler.add_job(self.reporter.run_due, "interval", seconds=60, id="report", next_run_time=self._soon())
+            job(self._guarded("周报", self.reporter.run_due), "interval", seconds=60, id="report", next_run_time=self._soon())
         watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
         if watchdog_usec:
-            self.scheduler.add_job(self.watchdog_job, "interval", seconds=max(watchdog_usec / 2e6, 1), id="watchdog", executor="watchdog")
+            job(self.watchdog_job, "interval", seconds=max(watchdog_usec / 2e6, 1), id="watchdog", executor="watchdog")
         self.scheduler.start()
         self.notifier.notify("READY=1")
         self.notifier.notify(f"STATUS=运行中：{len(main.source)} 个来源，{len(cfg.rules)} 条规则")
@@ -94,16 +128,64 @@ class Daemon:
         # APScheduler runs on real time whatever clock the monitor is given.
         return datetime.now(timezone.utc) + timedelta(milliseconds=200)
 
+    def _guarded(self, what: str, fn: Callable[[], object]) -> Callable[[], None]:
+        """A job whose database faults are the database's: one line per outage (DbHealth),
+        no traceback, and the work is done again at the next run."""
+
+        def run() -> None:
+            try:
+                fn()
+            except Exception as e:
+                if is_transient(e):
+                    self.db.failed(e, what)
+                    return
+                log.exception("%s出错", what)
+                return
+            self.db.ok()
+            self._report_outages()
+
+        run.__name__ = getattr(fn, "__name__", what)
+        return run
+
+    def _report_outages(self) -> None:
+        """An outage that lasted past [database] alert_after: one ops alert, now that it can
+        be recorded (keyed by its start, so it is sent once)."""
+        for outage in self.db.take_pending():
+            title = f"【数据库异常】数据库曾中断 {show_delta(outage.until - outage.since)}，现已恢复"
+            body = (f"中断：{show(outage.since)} 至 {show(outage.until)}（北京时间）\n原因：{outage.reason}\n"
+                    "期间的帖文、事件与告警均已推迟处理，无数据丢失。请检查磁盘空间与数据库服务。")
+            alert = Alert(f"database:outage:{outage.since.isoformat()}", None, None, "database_outage", 0, self.ops_tags,
+                          self.clock.now(), title, body)
+            try:
+                with self.app.sessions.begin() as session:
+                    fire(session, alert, self.clock.now(), self.app.channels)
+            except Exception as e:
+                if not is_transient(e):
+                    raise
+                self.db.give_back([outage])
+                return
+
     # ---- jobs ----------------------------------------------------------------------
 
-    def poll_job(self) -> None:
-        due = self.poller.due(self.cfg.main.source)
-        if due:
-            with Pool(max_workers=min(self.cfg.main.daemon.workers, len(due))) as pool:
-                list(pool.map(self.poller.poll, due))
+    def _poll_done(self, result: PollResult) -> None:
+        if result.new_posts or result.status == "new":
+            self.wake_processing.set()
+
+    def _process_loop(self) -> None:
+        """Posts are processed as soon as a poll brings them, and at least every poll_check."""
+        every = self.cfg.main.daemon.poll_check.total_seconds()
+        while not self.stop_event.is_set():
+            self.wake_processing.wait(every)
+            self.wake_processing.clear()
+            if self.stop_event.is_set():
+                return
+            self._guarded("处理帖文", self.process_job)()
+
+    def process_job(self) -> None:
         self.app.pipeline.process_pending()
         self.app.pipeline.record_replies()
-        self.app.pipeline.tick()
+
+    def health_job(self) -> None:
         with self.app.sessions.begin() as session:
             health.check(session, self.cfg.main, self.app.channels, self.clock.now())
 
@@ -138,7 +220,7 @@ class Daemon:
         except ConfigError as e:
             log.error("规则文件有误，继续使用原有的 %d 条规则：%s", len(self.cfg.rules), "；".join(e.problems))
             return False
-        matcher = Matcher(rule_specs(rules), cache_dir=self.cfg.state_dir / "jieba")
+        matcher = make_matcher(self.cfg, rules)
         matcher.segmenter.initialize()  # the slow part, before taking the pipeline lock
         before = {r.name: r for r in self.cfg.rules}
         after = {r.name: r for r in rules}
@@ -162,8 +244,7 @@ class Daemon:
         self.last_tick = time.monotonic()
 
     def deliver_job(self) -> None:
-        main = self.cfg.main
-        deliver_due(self.app.sessions, self.app.channels, self.clock, main.alerts, ops_tags=tuple(main.health.tags or main.tier[0].tags))
+        self.delivery.deliver_due(stop=self.stop_event)
 
     def watchdog_job(self) -> None:
         # Ping only while escalation ticks happen: a wedged scheduler must get us restarted.
@@ -176,18 +257,35 @@ class Daemon:
     # ---- lifecycle -----------------------------------------------------------------
 
     def stop(self) -> None:
+        """Within STOP_BUDGET seconds, whatever runs: jobs finish their current step, polls
+        still reading are left behind (nothing of theirs was committed)."""
+        began = time.monotonic()
+        self.stop_event.set()
+        self.wake_processing.set()
         self.notifier.notify("STOPPING=1")
         log.info("正在停止……")
+        left = lambda: max(0.0, STOP_BUDGET - (time.monotonic() - began))  # noqa: E731
         scheduler = getattr(self, "scheduler", None)
         if scheduler is not None and scheduler.running:
-            scheduler.shutdown(wait=True)
+            scheduler.shutdown(wait=False)
+        if self.engine is not None:
+            stuck = self.engine.stop(min(left(), 3.0))
+            if stuck:
+                log.info("停止时仍在读取的来源（下次启动重新抓取，不丢数据）：%s", "、".join(stuck))
+        if self.processor is not None:
+            self.processor.join(left())
+        if self.app is not None:
+            try:
+                self.delivery.flush()
+            except Exception as e:  # the database is still down: the lease sends these again
+                log.warning("停止时有 %d 条已发送的告警未能记录：%s", len(self.delivery.unrecorded), e)
         if getattr(self, "client", None) is not None:
             self.client.close()
         if self.demo is not None:
             self.demo.stop()
-        if self.app is not None:
+        if self.app is not None and (self.processor is None or not self.processor.is_alive()):
             self.app.engine.dispose()
-        log.info("已停止")
+        log.info("已停止（用时 %.1f 秒）", time.monotonic() - began)
 
     def run_forever(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -17,18 +17,23 @@ from monitor.clock import Clock, to_db
 from monitor.incidents.service import Incidents
 from monitor.matching.matcher import Matcher
 from monitor.store.models import Match as MatchRow
+from monitor.store.faults import is_transient
 from monitor.store.models import IncidentPost, Post
 
 log = logging.getLogger(__name__)
 
 
 class Pipeline:
-    def __init__(self, sessions: sessionmaker[Session], matcher: Matcher, incidents: Incidents, clock: Clock):
+    def __init__(self, sessions: sessionmaker[Session], matcher: Matcher, incidents: Incidents, clock: Clock,
+                 max_attempts: int = 3):
         self.sessions = sessions
         self.matcher = matcher
         self.incidents = incidents
         self.clock = clock
-        # Polling and the tick run in different threads; one at a time may assign and fire.
+        self.max_attempts = max_attempts
+        # Processing and the tick run in different threads; one at a time may assign and fire.
+        # Matching (the CPU-heavy part) happens before the lock is taken, so a tick waits at
+        # most for one batch's writes, never behind a long post's matching.
         self._lock = threading.RLock()
 
     def replace_matcher(self, matcher: Matcher) -> None:
@@ -37,54 +42,81 @@ class Pipeline:
             self.matcher = matcher
 
     def process_pending(self, batch: int = 500) -> int:
-        """Match every unprocessed post; returns how many posts were processed."""
-        with self._lock:
-            return self._process_pending(batch)
+        """Match every unprocessed post; returns how many posts were processed.
 
-    def _process_pending(self, batch: int) -> int:
-        done = 0
+        A database fault (locked, full, gone) propagates and leaves the posts unprocessed for
+        the next call: it is never an attempt of theirs. A post that fails for a reason of its
+        own is tried again on later calls and set aside after max_attempts."""
+        done, after = 0, 0
         while True:
-            ids: list[int] = []
+            matcher = self.matcher  # one set of rules for the whole batch
+            with self.sessions() as session:
+                rows = session.execute(
+                    select(Post.id, Post.title, Post.body)
+                    .where(Post.processed_at.is_(None), Post.id > after).order_by(Post.id).limit(batch)
+                ).all()
+            if not rows:
+                return done
+            after = rows[-1].id
+            verdicts, failed = {}, {}
+            for post_id, title, body in rows:
+                try:
+                    verdicts[post_id] = matcher.match(title or "", body or "")
+                except Exception as e:  # a matcher bug on one post: that post's attempt, not the batch's
+                    failed[post_id] = e
             try:
-                with self.sessions.begin() as session:
+                with self._lock, self.sessions.begin() as session:
                     _exclusive(session)
                     posts = session.scalars(
-                        select(Post).where(Post.processed_at.is_(None)).order_by(Post.id).limit(batch)
+                        select(Post).where(Post.id.in_(list(verdicts)), Post.processed_at.is_(None)).order_by(Post.id)
                     ).all()
-                    ids = [p.id for p in posts]
-                    self._process(session, posts)
-            except Exception:
-                if not ids:
-                    raise  # the store itself failed: the job reports it and the posts wait
-                log.exception("批量处理帖文失败，改为逐条处理以隔离出错的帖文")
-                for post_id in ids:
-                    self._process_alone(post_id)
-            if not ids:
-                return done
-            done += len(ids)
+                    self._process(session, posts, verdicts)
+                done += len(posts)
+            except Exception as e:
+                if is_transient(e):
+                    raise
+                log.warning("批量处理帖文失败（%s: %s），改为逐条处理以隔离出错的帖文", type(e).__name__, e)
+                for post_id in verdicts:
+                    done += self._process_alone(post_id, verdicts[post_id], failed)
+            for post_id, error in failed.items():
+                self._attempt_failed(post_id, error)
 
-    def _process_alone(self, post_id: int) -> None:
+    def _process_alone(self, post_id: int, verdicts, failed: dict) -> int:
         try:
-            with self.sessions.begin() as session:
+            with self._lock, self.sessions.begin() as session:
                 _exclusive(session)
                 post = session.get(Post, post_id)
                 if post.processed_at is not None:
-                    return
-                self._process(session, [post])
+                    return 0
+                self._process(session, [post], {post_id: verdicts})
+                return 1
         except Exception as e:
-            log.exception("处理帖文 %d 失败", post_id)
-            with self.sessions.begin() as session:
-                post = session.get(Post, post_id)
-                post.processed_at = to_db(self.clock.now())
-                post.process_error = f"{type(e).__name__}: {e}"
+            if is_transient(e):
+                raise
+            failed[post_id] = e
+            return 0
 
-    def _process(self, session: Session, posts: list[Post]) -> None:
+    def _attempt_failed(self, post_id: int, error: Exception) -> None:
+        """Count a failed attempt; at max_attempts the post is set aside with its error."""
+        with self.sessions.begin() as session:
+            post = session.get(Post, post_id)
+            post.process_attempts = (post.process_attempts or 0) + 1
+            reason = f"{type(error).__name__}: {error}"[:2000]
+            if post.process_attempts >= self.max_attempts:
+                post.processed_at = to_db(self.clock.now())
+                post.process_error = reason
+                log.error("帖文 %d 处理 %d 次均失败，已搁置（monitor posts failed 查看，monitor posts retry %d 重试）：%s",
+                          post_id, post.process_attempts, post_id, reason, exc_info=error)
+            else:
+                log.warning("帖文 %d 处理失败（第 %d 次，稍后重试）：%s", post_id, post.process_attempts, reason)
+
+    def _process(self, session: Session, posts: list[Post], verdicts: dict) -> None:
         now = self.clock.now()
         matches = []
         for post in posts:
             if post.repost_of:
                 self.incidents.join_original(session, post, now)
-            for match in self.matcher.match(post.title or "", post.body or ""):
+            for match in verdicts[post.id]:
                 matches.append(
                     {
                         "post_id": post.id,

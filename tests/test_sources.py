@@ -141,8 +141,11 @@ def test_server_error_honours_retry_after(server, store, clock):
     server.routes["/busy"] = Route(b"busy", status=503, headers={"Retry-After": "7200"})
     poller = make_poller(store, clock)
     r = poller.poll(source(server.url("/busy")))
-    assert r.status == "failed" and "503" in r.error
-    assert from_db(source_row(store).next_poll_at) - clock.now() == timedelta(hours=2)
+    # 503 with Retry-After is the server's throttling, not a failure; the pause is capped
+    # by [http] max_retry_after (1 h by default).
+    assert r.status == "throttled" and "503" in r.error
+    assert from_db(source_row(store).next_poll_at) - clock.now() == timedelta(hours=1)
+    assert source_row(store).consecutive_failures == 0
 
 
 def test_down_host_is_a_clear_error(store, clock):

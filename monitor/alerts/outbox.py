@@ -6,12 +6,15 @@
            back-off until delivered or given up.
 
 A row is claimed (state 'sending') before it is sent. If the process dies during the send
-the row is retried after a lease: an alert may then arrive twice, never not at all.
+the row is retried after a lease: an alert may then arrive twice, never not at all. If only
+the record of a send fails (the database is locked or full), the Delivery stage keeps it and
+records it before sending anything else: while the process lives, nothing is sent twice.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,6 +26,7 @@ from monitor import secrets
 from monitor.alerts.channels import Channels
 from monitor.clock import Clock, backoff, from_db, show, to_db
 from monitor.config import AlertsConfig
+from monitor.store.faults import is_transient
 from monitor.store.models import DeliveryAttempt, Notification, Outbox
 
 log = logging.getLogger(__name__)
@@ -99,6 +103,116 @@ def retry_delay(attempts: int, cfg: AlertsConfig) -> timedelta:
     return backoff(cfg.retry_base, attempts, cfg.retry_max)
 
 
+@dataclass
+class _Unrecorded:
+    """A send whose outcome could not be written yet (the database was locked or full)."""
+
+    outbox_ids: list[int]
+    ok: bool
+    error: str | None
+    title: str
+    state_ok: str
+
+
+class Delivery:
+    """The deliver stage of one process. What was sent but could not be recorded is kept
+    here and recorded before anything else is sent: while the process lives, a failed
+    record never turns into a second send (those rows are never claimed again)."""
+
+    def __init__(self, sessions: sessionmaker[Session], channels: Channels, clock: Clock, cfg: AlertsConfig,
+                 ops_tags: tuple[str, ...] = ()):
+        self.sessions, self.channels, self.clock, self.cfg, self.ops_tags = sessions, channels, clock, cfg, ops_tags
+        self.unrecorded: list[_Unrecorded] = []
+
+    def flush(self) -> bool:
+        """Record what waits to be recorded; False while the database still refuses."""
+        while self.unrecorded:
+            item = self.unrecorded[0]
+            _record(self.sessions, self.channels, self.clock, self.cfg, item.outbox_ids, item.ok, item.error,
+                    item.title, self.ops_tags, item.state_ok)  # raises while the database is down
+            self.unrecorded.pop(0)
+        return True
+
+    def _recorded(self, ids: list[int], ok: bool, error: str | None, title: str, state_ok: str = "sent") -> None:
+        try:
+            _record(self.sessions, self.channels, self.clock, self.cfg, ids, ok, error, title, self.ops_tags, state_ok)
+        except Exception as e:
+            if not is_transient(e):
+                raise
+            self.unrecorded.append(_Unrecorded(ids, ok, error, title, state_ok))
+            raise
+
+    def deliver_due(self, limit: int = 100, stop: threading.Event | None = None) -> int:
+        """Send what is due now; returns how many alerts were delivered. `stop` is looked at
+        between sends, so a shutdown never waits behind a long queue."""
+        self.flush()
+        now = self.clock.now()
+        waiting = {i for item in self.unrecorded for i in item.outbox_ids}
+        with self.sessions() as session:
+            due = session.execute(
+                select(Outbox.id, Outbox.state, Outbox.target, Notification.title)
+                .join(Notification, Notification.id == Outbox.notification_id)
+                .where(
+                    or_(
+                        (Outbox.state == "pending") & (Outbox.next_attempt_at <= to_db(now)),
+                        (Outbox.state == "sending") & (Outbox.next_attempt_at <= to_db(now - SENDING_LEASE)),
+                    )
+                )
+                .order_by(Outbox.next_attempt_at, Outbox.id)
+                .limit(limit)
+            ).all()
+        due = [r for r in due if r.id not in waiting]
+        by_target: dict[str, list] = {}
+        for row in due:
+            by_target.setdefault(row.target, []).append(row)
+        delivered = 0
+        for target, rows in by_target.items():
+            # 特别重大 is never folded into a digest: it pages on its own.
+            single = [r for r in rows if r.title.startswith("【特别重大】")]
+            batch = [r for r in rows if not r.title.startswith("【特别重大】")]
+            if self.cfg.storm_threshold and len(batch) >= self.cfg.storm_threshold:
+                delivered += self._deliver_digest(target, batch)
+            else:
+                single += batch
+            for row in single:
+                if stop is not None and stop.is_set():
+                    return delivered
+                delivered += self._deliver_one(row.id, row.state)
+        return delivered
+
+    def _deliver_one(self, outbox_id: int, state: str) -> int:
+        now = self.clock.now()
+        with self.sessions() as session:
+            if not _claim(session, outbox_id, state, now):
+                session.rollback()
+                return 0
+            session.commit()
+            row = session.get(Outbox, outbox_id)
+            note = session.get(Notification, row.notification_id)
+            title, body, markdown = note.title, note.body, note.body_md
+        ok, error = self.channels.send(row.target, title, body, markdown=markdown)
+        self._recorded([outbox_id], ok, error, title)
+        return 1 if ok else 0
+
+    def _deliver_digest(self, target: str, rows) -> int:
+        """Many alerts due at once for one target: one message listing them all."""
+        now = self.clock.now()
+        claimed = []
+        with self.sessions() as session:
+            for row in rows:
+                if _claim(session, row.id, row.state, now):
+                    claimed.append(row)
+            session.commit()
+        if not claimed:
+            return 0
+        lines = [f"{i}. {row.title}" for i, row in enumerate(claimed, start=1)]
+        title = f"【告警汇总】{len(claimed)} 条告警（{show(now)}）"
+        body = "\n".join([*lines, "", "逐条详情：monitor alerts list；处置：monitor incidents list"])
+        ok, error = self.channels.send(target, title, body)
+        self._recorded([r.id for r in claimed], ok, error, title, state_ok="digest")
+        return len(claimed) if ok else 0
+
+
 def deliver_due(
     sessions: sessionmaker[Session],
     channels: Channels,
@@ -107,36 +221,8 @@ def deliver_due(
     limit: int = 100,
     ops_tags: tuple[str, ...] = (),
 ) -> int:
-    """Send what is due now; returns how many alerts were delivered."""
-    now = clock.now()
-    with sessions() as session:
-        due = session.execute(
-            select(Outbox.id, Outbox.state, Outbox.target, Notification.title)
-            .join(Notification, Notification.id == Outbox.notification_id)
-            .where(
-                or_(
-                    (Outbox.state == "pending") & (Outbox.next_attempt_at <= to_db(now)),
-                    (Outbox.state == "sending") & (Outbox.next_attempt_at <= to_db(now - SENDING_LEASE)),
-                )
-            )
-            .order_by(Outbox.next_attempt_at, Outbox.id)
-            .limit(limit)
-        ).all()
-    by_target: dict[str, list] = {}
-    for row in due:
-        by_target.setdefault(row.target, []).append(row)
-    delivered = 0
-    for target, rows in by_target.items():
-        # 特别重大 is never folded into a digest: it pages on its own.
-        single = [r for r in rows if r.title.startswith("【特别重大】")]
-        batch = [r for r in rows if not r.title.startswith("【特别重大】")]
-        if cfg.storm_threshold and len(batch) >= cfg.storm_threshold:
-            delivered += _deliver_digest(sessions, channels, clock, cfg, target, batch, ops_tags)
-        else:
-            single += batch
-        for row in single:
-            delivered += _deliver_one(sessions, channels, clock, cfg, row.id, row.state, ops_tags)
-    return delivered
+    """One delivery round with a stage of its own (tests, the CLI); the daemon keeps one."""
+    return Delivery(sessions, channels, clock, cfg, ops_tags).deliver_due(limit)
 
 
 def _claim(session: Session, outbox_id: int, state: str, now: datetime) -> bool:
@@ -147,41 +233,6 @@ def _claim(session: Session, outbox_id: int, state: str, now: datetime) -> bool:
         .values(state="sending", attempts=Outbox.attempts + 1, next_attempt_at=to_db(now))
     ).rowcount
     return claimed == 1
-
-
-def _deliver_one(sessions, channels: Channels, clock: Clock, cfg: AlertsConfig, outbox_id: int, state: str, ops_tags=()) -> int:
-    now = clock.now()
-    with sessions() as session:
-        if not _claim(session, outbox_id, state, now):
-            session.rollback()
-            return 0
-        session.commit()
-        row = session.get(Outbox, outbox_id)
-        note = session.get(Notification, row.notification_id)
-        title, body, markdown = note.title, note.body, note.body_md
-
-    ok, error = channels.send(row.target, title, body, markdown=markdown)
-    _record(sessions, channels, clock, cfg, [outbox_id], ok, error, title, ops_tags)
-    return 1 if ok else 0
-
-
-def _deliver_digest(sessions, channels: Channels, clock: Clock, cfg: AlertsConfig, target: str, rows, ops_tags=()) -> int:
-    """Many alerts due at once for one target: one message listing them all."""
-    now = clock.now()
-    claimed = []
-    with sessions() as session:
-        for row in rows:
-            if _claim(session, row.id, row.state, now):
-                claimed.append(row)
-        session.commit()
-    if not claimed:
-        return 0
-    lines = [f"{i}. {row.title}" for i, row in enumerate(claimed, start=1)]
-    title = f"【告警汇总】{len(claimed)} 条告警（{show(now)}）"
-    body = "\n".join([*lines, "", "逐条详情：monitor alerts list；处置：monitor incidents list"])
-    ok, error = channels.send(target, title, body)
-    _record(sessions, channels, clock, cfg, [r.id for r in claimed], ok, error, title, ops_tags, state_ok="digest")
-    return len(claimed) if ok else 0
 
 
 def _record(sessions, channels, clock, cfg: AlertsConfig, outbox_ids: list[int], ok: bool, error: str | None,

@@ -62,6 +62,11 @@ class Incidents:
         self._clusterers: dict[str, Clusterer] = {}
         self._last_action = 0  # the last merge or split event the clusterers know of
 
+    def _text(self, title: str | None, body: str | None) -> str:
+        """What clustering reads of a post: as much as matching does ([matching] max_chars)."""
+        n = self.cfg.matching.max_chars or None
+        return post_text((title or "")[:n], (body or "")[:n])
+
     def _plan(self, incident: Incident, severity: str, start: datetime):
         return plan_clocks(severity, self.cfg.clock, start, incident.rule, incident.category, self.calendar)
 
@@ -120,10 +125,16 @@ class Incidents:
         """Join the open incident of the rule seen within the window, or open one."""
         rule = match.rule
         seen_at = clock_start(from_db(post.published_at), from_db(post.fetched_at))
+        if seen_at < now - self.cfg.incidents.max_post_age:
+            # An old post (a first poll of a long feed, a board's archive) is stored and matched,
+            # but neither pages anyone nor joins a current incident: joining would move its
+            # clocks back to a long-past day and make it overdue at once.
+            log.info("帖文 %s 发布于 %s，早于 %s 前，不计入事件", post.external_id, show(seen_at), show_delta(self.cfg.incidents.max_post_age))
+            return None
         words = sketch = None
         if self.cfg.incidents.clustering == "event":
             clusterer = self._clusterer(session, rule.name)
-            words, sketch = clusterer.describe(post_text(post.title or "", post.body or ""))
+            words, sketch = clusterer.describe(self._text(post.title, post.body))
             key = clusterer.find(seen_at, words, post.repost_of, sketch)
             incident = session.get(Incident, key, options=[lazyload(Incident.clocks)]) if key is not None else None
             if incident is not None and incident.state == "closed":
@@ -146,10 +157,6 @@ class Incidents:
                 self._check_heat(session, incident, now)
             return incident
 
-        if seen_at < now - self.cfg.incidents.max_post_age:
-            # An old post found on a first poll must not page anyone for a long-past event.
-            log.info("帖文 %s 发布于 %s，早于 %s 前，不新建事件", post.external_id, show(seen_at), show_delta(self.cfg.incidents.max_post_age))
-            return None
         incident = Incident(
             rule=rule.name,
             title=(post.title or post.body)[:200] or rule.name,
@@ -348,7 +355,7 @@ class Incidents:
             ).all()
             for external_id, title, body, published, fetched, incident_id in rows:
                 when = clock_start(from_db(published), from_db(fetched))
-                words, sketch = clusterer.describe(post_text(title or "", body or ""))
+                words, sketch = clusterer.describe(self._text(title, body))
                 clusterer.remember(external_id, when, words, incident_id, sketch)
             self._clusterers[rule] = clusterer
         return clusterer
@@ -359,15 +366,19 @@ class Incidents:
         A batch of posts about one event asks this again and again: the last answer per rule
         is kept for the session (one transaction), and the store is asked only when it fails.
         """
-        earliest = to_db(seen_at - self.cfg.incidents.window)
+        window = self.cfg.incidents.window
+        earliest, latest = to_db(seen_at - window), to_db(seen_at + window)
         recent = session.info.setdefault(_RECENT, {})
         cached = recent.get(rule)
-        if cached is not None and cached.state != "closed" and cached.last_post_at >= earliest:
+        # Within the window on both sides: a post much older than the incident's first post
+        # is another event, not a reason to move its clocks back.
+        if cached is not None and cached.state != "closed" and cached.last_post_at >= earliest and cached.started_at <= latest:
             return cached
         incident = session.scalars(
             select(Incident)
             .options(lazyload(Incident.clocks))
-            .where(Incident.rule == rule, Incident.state != "closed", Incident.last_post_at >= earliest)
+            .where(Incident.rule == rule, Incident.state != "closed", Incident.last_post_at >= earliest,
+                   Incident.started_at <= latest)
             .order_by(Incident.last_post_at.desc())
             .limit(1)
         ).first()

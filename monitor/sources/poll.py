@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import secrets
@@ -20,9 +20,10 @@ from monitor.sources import RawPost
 from monitor.sources.board import parse_detail_body, parse_html_board, parse_json_board
 from monitor.sources.decode import decode
 from monitor.sources.feed import ParseError, parse_feed
-from monitor.sources.http import Fetched, FetchError, fetch
-from monitor.sources.polite import HostBusy, HostGate
+from monitor.sources.http import Fetched, FetchError, Throttled, fetch
+from monitor.sources.polite import HostGate
 from monitor.sources.schedule import next_poll
+from monitor.store.faults import is_transient
 from monitor.store.models import Post, Source
 from monitor.store.posts import source_row, store_posts
 
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class PollResult:
     source: str
-    status: str  # new | not_modified | unchanged | failed
+    status: str  # new | not_modified | unchanged | failed | throttled (asked again later; not a failure)
     new_posts: int = 0
     error: str | None = None
 
@@ -47,6 +48,9 @@ class Read:
     last_modified: str | None = None
     digest: str | None = None  # None: read again next time even if the bytes look the same
     problems: list[str] = field(default_factory=list)  # items skipped, e.g. a detail page failed
+
+
+THROTTLE_FLOOR = timedelta(seconds=5)  # "Retry-After: 0" over and over must not become a busy loop
 
 
 class Poller:
@@ -72,15 +76,27 @@ class Poller:
             for cfg in sources:
                 source_row(session, cfg.name, cfg.url, cfg.type)
 
-    def due(self, sources: list[SourceConfig]) -> list[SourceConfig]:
+    def due(self, sources: list[SourceConfig], limit: int | None = None, exclude: set[str] | frozenset = frozenset()) -> list[SourceConfig]:
+        """Enabled sources due now, the longest overdue first, at most `limit`."""
         now = to_db(self.clock.now())
-        enabled = {s.name: s for s in sources if s.enabled}
+        enabled = {s.name: s for s in sources if s.enabled and s.name not in exclude}
+        if not enabled:
+            return []
         with self.sessions() as session:
-            rows = session.execute(select(Source.name, Source.next_poll_at).where(Source.name.in_(list(enabled)))).all()
-        return [enabled[name] for name, at in rows if at is None or at <= now]
+            rows = session.execute(
+                select(Source.name, Source.next_poll_at)
+                .where(Source.name.in_(list(enabled)), or_(Source.next_poll_at.is_(None), Source.next_poll_at <= now))
+                .order_by(Source.next_poll_at.is_not(None), Source.next_poll_at, Source.id)
+                .limit(limit)
+            ).all()
+        return [enabled[name] for name, _at in rows]
 
     def poll(self, cfg: SourceConfig) -> PollResult:
-        """Fetch with cache headers → parse if changed → store new posts → record the outcome."""
+        """Fetch with cache headers → parse if changed → store new posts → record the outcome.
+
+        The database's own faults (locked, full, gone) propagate: they are not the source's,
+        and nothing of the poll is kept, so the next poll reads the same items again.
+        """
         now = self.clock.now()
         with self.sessions.begin() as session:
             row = source_row(session, cfg.name, cfg.url, cfg.type)
@@ -95,12 +111,15 @@ class Poller:
             if new:
                 log.info("来源「%s」新增 %d 条帖文", cfg.name, new)
             return PollResult(cfg.name, "new", new, "；".join(read.problems) or None)
-        except (FetchError, ParseError, HostBusy) as e:
-            retry_after = getattr(e, "retry_after", None) or (timedelta(seconds=e.seconds) if isinstance(e, HostBusy) else None)
-            return self._failed(cfg, source_id, str(e), retry_after)
+        except Throttled as e:
+            return self._throttled(cfg, source_id, e)
+        except (FetchError, ParseError) as e:
+            return self._failed(cfg, source_id, str(e))
         except Exception as e:  # a bug in one source must never stop the others
+            if is_transient(e):
+                raise
             log.exception("来源「%s」轮询出现意外错误", cfg.name)
-            return self._failed(cfg, source_id, f"内部错误：{type(e).__name__}: {e}", None)
+            return self._failed(cfg, source_id, f"内部错误：{type(e).__name__}: {e}")
 
     # ---- reading, storing nothing: also what `monitor sources test` shows ----------
 
@@ -160,7 +179,7 @@ class Poller:
             try:
                 page = self._get(cfg, post.url, None, None, None, method="GET")
                 body = parse_detail_body(decode(page.body, page.content_type), cfg.detail_body)
-            except (FetchError, ParseError, HostBusy) as e:
+            except (FetchError, ParseError) as e:
                 read.problems.append(f"详情页 {post.url}：{e}")
                 continue
             kept.append(RawPost(**{**post.__dict__, "body": body or post.body}))
@@ -175,10 +194,11 @@ class Poller:
                 return fetch(
                     self.client, url, etag=etag, last_modified=modified, max_bytes=self.http.max_body_bytes,
                     now=self.clock.now(), method=method or cfg.method, extra_headers=cfg.headers, content=body,
+                    deadline=self.http.deadline, max_retry_after=self.http.max_retry_after,
                 )
-        except FetchError as e:
-            if e.retry_after:
-                self.gate.pause(host, e.retry_after)
+        except Throttled as e:
+            if e.server and e.wait:
+                self.gate.pause(host, e.wait)  # paces the host; its other sources wait, none fails
             raise
 
     # ---- recording the outcome -----------------------------------------------------
@@ -211,7 +231,24 @@ class Poller:
             log.warning("来源「%s」部分条目未能读取：%s", cfg.name, row.last_error)
         row.next_poll_at = to_db(next_poll(now, cfg.interval, cfg.jitter, 0, cfg.max_backoff, self.rng))
 
-    def _failed(self, cfg: SourceConfig, source_id, error: str, retry_after: timedelta | None) -> PollResult:
+    def _throttled(self, cfg: SourceConfig, source_id, e: Throttled) -> PollResult:
+        """Asked again later, not failed: neither counts towards 【数据源异常】."""
+        now = self.clock.now()
+        if e.wait is None:  # a 429 that names no time: the usual interval
+            wait = cfg.interval
+        else:  # bounded by [http] max_retry_after where it came from the server
+            wait = max(min(e.wait, self.http.max_retry_after) if e.server else e.wait, THROTTLE_FLOOR)
+        at = now + wait
+        with self.sessions.begin() as session:
+            row = session.get(Source, source_id)
+            row.next_poll_at = to_db(at)
+            if e.server:
+                row.last_polled_at = to_db(now)
+                row.last_error, row.last_error_at = secrets.redact(str(e)), to_db(now)
+        (log.info if e.server else log.debug)("来源「%s」%s，%s后再抓取", cfg.name, e, show_delta(at - now))
+        return PollResult(cfg.name, "throttled", error=str(e))
+
+    def _failed(self, cfg: SourceConfig, source_id, error: str) -> PollResult:
         now = self.clock.now()
         error = secrets.redact(error)
         with self.sessions.begin() as session:
@@ -219,7 +256,7 @@ class Poller:
             row.consecutive_failures += 1
             row.last_polled_at = row.last_error_at = to_db(now)
             row.last_error = error
-            at = next_poll(now, cfg.interval, cfg.jitter, row.consecutive_failures, cfg.max_backoff, self.rng, retry_after)
+            at = next_poll(now, cfg.interval, cfg.jitter, row.consecutive_failures, cfg.max_backoff, self.rng)
             row.next_poll_at = to_db(at)
             failures = row.consecutive_failures
         log.warning("来源「%s」抓取失败（连续第 %d 次），%s后重试：%s", cfg.name, failures, show_delta(at - now), error)
