@@ -100,7 +100,7 @@ def build(
     with_channels: bool = True,
     dry_run: bool = False,
 ) -> App:
-    engine = db.make_engine(database_url or cfg.database_url())
+    engine = db.make_engine(database_url or cfg.database_url(), cfg.main.database.busy_timeout.total_seconds())
     db.upgrade(engine)
     sessions = db.session_factory(engine)
     channels = load_channels(cfg) if with_channels and not dry_run else None

@@ -61,6 +61,17 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--interval", default="10m", help="抓取间隔（默认 10m）")
     _config_arg(q)
 
+    p = sub.add_parser("posts", help="帖文：处理失败而被搁置的帖文")
+    ps = p.add_subparsers(dest="posts_command", required=True, metavar="子命令")
+    q = ps.add_parser("failed", help="列出多次处理失败、已搁置的帖文及其错误")
+    q.add_argument("--limit", type=int, default=50, help="最多列出几条（默认 50）")
+    _config_arg(q)
+    _db_arg(q)
+    q = ps.add_parser("retry", help="把搁置的帖文放回待处理（守护进程会在几秒内重新处理）")
+    q.add_argument("ids", nargs="+", type=int, help="帖文编号（monitor posts failed 中的 #）")
+    _config_arg(q)
+    _db_arg(q)
+
     p = sub.add_parser("incidents", help="舆情事件：查看与处置")
     inc = p.add_subparsers(dest="incidents_command", required=True, metavar="子命令")
     q = inc.add_parser("list", help="列出事件（默认未关闭的）")
@@ -204,6 +215,8 @@ def _dispatch(args) -> int:
         if args.sources_command == "import-opml":
             return _sources_import_opml(args)
         return _sources_list(args)
+    if args.command == "posts":
+        return _posts(args)
     if args.command == "incidents":
         return _incidents(args)
     if args.command == "replay":
@@ -357,7 +370,7 @@ def _engine(args):
     from monitor.store import db
 
     cfg = load(args.config)
-    engine = db.make_engine(args.database or cfg.database_url())
+    engine = db.make_engine(args.database or cfg.database_url(), cfg.main.database.busy_timeout.total_seconds())
     db.upgrade(engine)
     return cfg, engine, db.session_factory(engine)
 
@@ -367,6 +380,39 @@ def _db_upgrade(args) -> int:
 
     cfg, engine, _ = _engine(args)
     print(f"数据库已是最新版本（{db.current_revision(engine)}）：{db.safe_url(args.database or cfg.database_url())}")
+    return 0
+
+
+def _posts(args) -> int:
+    from sqlalchemy import func, select, update
+
+    from monitor.store.models import Post, Source
+
+    _cfg, _engine_, sessions = _engine(args)
+    failed = Post.process_error.is_not(None)
+    if args.posts_command == "retry":
+        with sessions.begin() as session:
+            known = set(session.scalars(select(Post.id).where(Post.id.in_(args.ids), failed)))
+            session.execute(update(Post).where(Post.id.in_(known))
+                            .values(processed_at=None, process_error=None, process_attempts=0))
+        for post_id in args.ids:
+            print(f"帖文 #{post_id}：{'已放回待处理' if post_id in known else '不是搁置的帖文，未改动'}")
+        return 0 if len(known) == len(set(args.ids)) else 1
+    with sessions() as session:
+        total = session.scalar(select(func.count()).select_from(Post).where(failed))
+        rows = session.execute(
+            select(Post.id, Source.name, Post.external_id, Post.title, Post.body, Post.process_attempts,
+                   Post.processed_at, Post.process_error)
+            .join(Source, Source.id == Post.source_id).where(failed).order_by(Post.id.desc()).limit(args.limit)
+        ).all()
+    if not total:
+        print("没有搁置的帖文")
+        return 0
+    print(f"搁置的帖文共 {total} 条{f'（显示最近 {len(rows)} 条）' if total > len(rows) else ''}：")
+    for post_id, source, external_id, title, body, attempts, at, error in rows:
+        print(f"#{post_id}【{source}】{(title or body or '')[:40]}　（来源 id {external_id}）")
+        print(f"    失败 {attempts} 次，{show(from_db(at))} 搁置：{secrets.redact(error or '')[:300]}")
+    print("重新处理：monitor posts retry 编号 …")
     return 0
 
 
@@ -574,6 +620,24 @@ EVENT_NAMES = {
 }
 
 
+def _print_posts(session, inc, limit: int = 50) -> None:
+    from sqlalchemy import select
+
+    from monitor.store.models import IncidentPost, Post, Source
+
+    rows = session.execute(
+        select(Post.id, Source.name, Post.external_id, Post.title, Post.body, Post.published_at, Post.fetched_at, Post.time_note)
+        .join(IncidentPost, IncidentPost.post_id == Post.id).join(Source, Source.id == Post.source_id)
+        .where(IncidentPost.incident_id == inc.id).order_by(Post.id).limit(limit)
+    ).all()
+    print(f"  帖文（#编号用于 split）：{'' if inc.post_count <= limit else f'前 {limit} 条'}")
+    for post_id, source, external_id, title, body, published, fetched, note in rows:
+        when = show(from_db(published)) if published else f"{show(from_db(fetched))}（抓取）"
+        print(f"    #{post_id}【{source}】{when} {(title or body or '')[:50]}")
+        if note:
+            print(f"        注：{note}")
+
+
 def _incidents_show(sessions, service, incident_id: int, now) -> int:
     from sqlalchemy import select
 
@@ -590,6 +654,7 @@ def _incidents_show(sessions, service, incident_id: int, now) -> int:
         print(f"  命中词：{'、'.join(inc.terms)}　帖文：{inc.post_count} 条")
         print(f"  起算：{show(from_db(inc.started_at))}　发现：{show(from_db(inc.opened_at))}")
         _print_heat(session, service, inc, now)
+        _print_posts(session, inc)
         print("  回应时限：")
         for c in service.clock_states(inc):
             print(f"    {clock_line(c, now)}")

@@ -48,8 +48,10 @@ class DatabaseConfig(_Model):
     # A database that stays unavailable, locked or full this long raises one ops alert,
     # sent when it can be recorded again (the log says it at once either way).
     alert_after: timedelta = timedelta(minutes=5)
+    # SQLite: how long a statement waits for another writer before "database is locked".
+    busy_timeout: timedelta = timedelta(seconds=30)
 
-    _d = field_validator("alert_after", mode="before")(_duration)
+    _d = field_validator("alert_after", "busy_timeout", mode="before")(_duration)
 
 
 class HostPoliteness(_Model):

@@ -74,10 +74,12 @@ class Daemon:
         self.app = app = build(cfg, self.clock)
         log.info("数据库：%s", safe_url(cfg.database_url()))
         app.pipeline.matcher.segmenter.initialize()
-        self.client = make_client(cfg.main.http)
-        self.poller = Poller(app.sessions, self.client, cfg.main.http, self.clock, random.Random())
-        self.poller.register(cfg.main.source)
         main = cfg.main
+        workers = main.daemon.workers
+        # Every poll under way holds a connection: the pool must allow as many as can run.
+        self.client = make_client(main.http, connections=PollEngine.capacity_for(workers))
+        self.poller = Poller(app.sessions, self.client, main.http, self.clock, random.Random())
+        self.poller.register(main.source)
         self.ops_tags = tuple(main.health.tags or main.tier[0].tags)
         self.delivery = Delivery(app.sessions, app.channels, self.clock, main.alerts, ops_tags=self.ops_tags)
         caught_up = app.pipeline.process_pending()
@@ -86,7 +88,7 @@ class Daemon:
         if caught_up or fired:
             log.info("启动补处理：帖文 %d 条，到期提醒/升级 %d 条", caught_up, fired)
 
-        self.engine = PollEngine(self.poller, main.source, main.daemon.workers, self.db, on_done=self._poll_done)
+        self.engine = PollEngine(self.poller, main.source, workers, self.db, on_done=self._poll_done)
         self.processor = threading.Thread(target=self._process_loop, name="processing", daemon=True)
         self.processor.start()
         self.scheduler = BackgroundScheduler(
@@ -101,7 +103,7 @@ class Daemon:
             timezone="UTC",
         )
         job = self.scheduler.add_job
-        job(self._guarded("轮询调度", self.engine.dispatch), "interval", seconds=main.daemon.poll_check.total_seconds(),
+        job(self._guarded("轮询调度", self.dispatch_job), "interval", seconds=main.daemon.poll_check.total_seconds(),
             id="poll", executor="dispatch", next_run_time=self._soon())
         job(self._guarded("升级检查", self.tick_job), "interval", seconds=main.escalation.tick.total_seconds(), id="tick",
             executor="tick", next_run_time=self._soon())
@@ -130,19 +132,23 @@ class Daemon:
 
     def _guarded(self, what: str, fn: Callable[[], object]) -> Callable[[], None]:
         """A job whose database faults are the database's: one line per outage (DbHealth),
-        no traceback, and the work is done again at the next run."""
+        no traceback, and the work is done again at the next run. A job that returns a true
+        value wrote to the database: only that proves it is back (reads pass a SQLite write
+        lock, so a read that worked says nothing)."""
 
         def run() -> None:
             try:
-                fn()
+                wrote = fn()
             except Exception as e:
                 if is_transient(e):
                     self.db.failed(e, what)
                     return
                 log.exception("%s出错", what)
                 return
-            self.db.ok()
-            self._report_outages()
+            if wrote:
+                self.db.ok()
+            if not self.db.down:
+                self._report_outages()
 
         run.__name__ = getattr(fn, "__name__", what)
         return run
@@ -181,13 +187,15 @@ class Daemon:
                 return
             self._guarded("处理帖文", self.process_job)()
 
-    def process_job(self) -> None:
-        self.app.pipeline.process_pending()
-        self.app.pipeline.record_replies()
+    def dispatch_job(self) -> None:
+        self.engine.dispatch()  # reads only; the polls it starts report to DbHealth themselves
 
-    def health_job(self) -> None:
+    def process_job(self) -> int:
+        return self.app.pipeline.process_pending() + self.app.pipeline.record_replies()
+
+    def health_job(self) -> int:
         with self.app.sessions.begin() as session:
-            health.check(session, self.cfg.main, self.app.channels, self.clock.now())
+            return len(health.check(session, self.cfg.main, self.app.channels, self.clock.now()))
 
     def rules_job(self) -> None:
         """Reload the watchword rules on SIGHUP or when a rule file changes."""
@@ -233,8 +241,8 @@ class Daemon:
                  "、".join(added) or "无", "、".join(removed) or "无", "、".join(changed) or "无")
         return True
 
-    def tick_job(self) -> None:
-        self.app.pipeline.tick()
+    def tick_job(self) -> int:
+        fired = self.app.pipeline.tick()
         now = self.clock.now()
         # Shift starts within the last few ticks: a digest missed by hours would only confuse.
         after = max(self.last_handoff_check, now - self.cfg.main.escalation.tick * 20)
@@ -242,9 +250,10 @@ class Daemon:
             send_handoffs(session, self.cfg.main, self.app.channels, after, now)
         self.last_handoff_check = now
         self.last_tick = time.monotonic()
+        return fired
 
-    def deliver_job(self) -> None:
-        self.delivery.deliver_due(stop=self.stop_event)
+    def deliver_job(self) -> int:
+        return self.delivery.deliver_due(stop=self.stop_event)
 
     def watchdog_job(self) -> None:
         # Ping only while escalation ticks happen: a wedged scheduler must get us restarted.

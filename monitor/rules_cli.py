@@ -94,7 +94,7 @@ def dry_run(args) -> int:
         print(f"--since 无法识别：{e}", file=sys.stderr)
         return 2
     paths, rules = _rules(args) if args.rules else (cfg.rule_paths, cfg.rules)
-    engine = db.make_engine(args.database or cfg.database_url())
+    engine = db.make_engine(args.database or cfg.database_url(), cfg.main.database.busy_timeout.total_seconds())
     db.upgrade(engine)
     sessions = db.session_factory(engine)
     start = SystemClock().now() - since

@@ -50,6 +50,7 @@ class Server:
         self.requests: list[dict] = []
         self.posts: list[dict] = []
         self.fail_posts = 0
+        self.on_post = None  # called with the payload before answering: a hook to act mid-delivery
         self.lock = threading.Lock()
         server = self
 
@@ -104,6 +105,8 @@ class Server:
                     payload = {"raw": raw.decode("utf-8", "replace")}
                 with server.lock:
                     server.posts.append({"path": self.path, "payload": payload})
+                if server.on_post is not None:
+                    server.on_post(payload)
                 self._send(200, b"ok")
 
             def _send(self, status, body, headers=None):

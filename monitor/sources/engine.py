@@ -1,6 +1,12 @@
-"""The polling engine: due sources are fed to a persistent pool of workers, and each poll's
-posts are handed on the moment that poll finishes. No poll waits for another, so a source
-that drips one byte a second, or never answers, holds one worker and nothing else.
+"""The polling engine: due sources are fed to persistent workers, and each poll's posts are
+handed on the moment that poll finishes. No poll waits for another.
+
+Two lanes keep slow sources from holding up the rest:
+  fast  `workers` threads. A poll here that runs past `slow_after` (a server that drips one
+        byte a second, or never answers) marks its source slow, and a new fast worker takes
+        the stuck one's place (at most `max_extra` at once), so the lane always has free hands.
+  slow  `slow_workers` threads for sources whose last poll was slow: they can only ever
+        hold up each other. A source polled quickly again goes back to the fast lane.
 
 Workers are daemon threads: at shutdown one stuck in a slow read is left behind rather than
 waited for. That loses nothing, because a poll writes its posts and its source's new state
@@ -22,24 +28,44 @@ from monitor.store.faults import DbHealth, is_transient
 log = logging.getLogger(__name__)
 
 DB_RETRY = 10.0  # seconds before a source whose poll met a database fault is tried again
+FAST, SLOW = "fast", "slow"
 
 
 class PollEngine:
     def __init__(self, poller: Poller, sources: list[SourceConfig], workers: int, db: DbHealth,
-                 on_done: Callable[[PollResult], None] = lambda r: None):
+                 on_done: Callable[[PollResult], None] = lambda r: None, *, slow_workers: int | None = None,
+                 slow_after: float = 5.0, max_extra: int | None = None):
         self.poller = poller
         self.sources = list(sources)
         self.workers = workers
+        self.slow_workers = slow_workers or max(2, workers // 2)
+        self.slow_after = slow_after
+        self.max_extra = workers * 4 if max_extra is None else max_extra
         self.db = db
         self.on_done = on_done
-        self._queue: queue.Queue[SourceConfig | None] = queue.Queue()
+        self._queues: dict[str, queue.Queue] = {FAST: queue.Queue(), SLOW: queue.Queue()}
         self._lock = threading.Lock()
-        self._in_flight: set[str] = set()
+        self._in_flight: dict[str, str] = {}  # source -> lane, queued or running
+        self._running: dict[threading.Thread, tuple[str, float, str]] = {}  # thread -> (source, started, lane)
+        self._retired: set[threading.Thread] = set()  # stuck fast workers already replaced
+        self._slow: set[str] = set()  # sources whose last poll was slow
         self._not_before: dict[str, float] = {}
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._work, name=f"poll-{i}", daemon=True) for i in range(workers)]
-        for t in self._threads:
-            t.start()
+        self._threads: list[threading.Thread] = []
+        for _ in range(workers):
+            self._spawn(FAST)
+        for _ in range(self.slow_workers):
+            self._spawn(SLOW)
+
+    @staticmethod
+    def capacity_for(workers: int) -> int:
+        """The most polls under way at once with the default lanes (what the HTTP pool must allow)."""
+        return workers + max(2, workers // 2) + workers * 4
+
+    def _spawn(self, lane: str) -> None:
+        t = threading.Thread(target=self._work, args=(lane,), name=f"poll-{lane}-{len(self._threads)}", daemon=True)
+        self._threads.append(t)
+        t.start()
 
     def set_sources(self, sources: list[SourceConfig]) -> None:
         with self._lock:
@@ -49,58 +75,104 @@ class PollEngine:
         with self._lock:
             return set(self._in_flight)
 
+    def slow_sources(self) -> set[str]:
+        with self._lock:
+            return set(self._slow)
+
     def dispatch(self) -> int:
-        """Hand due sources to free workers, the longest overdue first; returns how many."""
+        """Hand due sources to free workers of their lane, the longest overdue first."""
         if self._stop.is_set():
             return 0
+        now = time.monotonic()
         with self._lock:
+            self._rescue(now)
             busy = set(self._in_flight)
-            now = time.monotonic()
             waiting = {n for n, t in self._not_before.items() if t > now}
+            slow = set(self._slow)
+            free = {lane: size - sum(1 for v in self._in_flight.values() if v == lane)
+                    for lane, size in ((FAST, self.workers), (SLOW, self.slow_workers))}
             sources = self.sources
-        free = self.workers - len(busy)
-        if free <= 0:
-            return 0
-        due = self.poller.due(sources, limit=free, exclude=busy | waiting)
+        skip = busy | waiting
+        chosen = []
+        if free[FAST] > 0:
+            chosen += [(c, FAST) for c in self.poller.due([s for s in sources if s.name not in slow], free[FAST], skip)]
+        if free[SLOW] > 0 and slow:
+            chosen += [(c, SLOW) for c in self.poller.due([s for s in sources if s.name in slow], free[SLOW], skip)]
         with self._lock:
-            for cfg in due:
-                self._in_flight.add(cfg.name)
-        for cfg in due:
-            self._queue.put(cfg)
-        return len(due)
+            for cfg, lane in chosen:
+                self._in_flight[cfg.name] = lane
+        for cfg, lane in chosen:
+            self._queues[lane].put(cfg)
+        return len(chosen)
 
-    def _work(self) -> None:
+    def _rescue(self, now: float) -> None:
+        """Fast polls running past slow_after: their source is slow from now on, and a new
+        fast worker takes the place of the stuck one (which ends when its poll does)."""
+        extra = len(self._retired)
+        for thread, (name, started, lane) in self._running.items():
+            if lane != FAST or thread in self._retired or now - started <= self.slow_after:
+                continue
+            self._slow.add(name)
+            if extra >= self.max_extra:
+                continue
+            self._in_flight[name] = "rescued"  # counts against neither lane now
+            self._retired.add(thread)
+            extra += 1
+            self._spawn(FAST)
+            log.info("来源「%s」响应过慢（已超过 %.0f 秒），改由慢速通道抓取，不再占用常规抓取线程", name, self.slow_after)
+
+    def _work(self, lane: str) -> None:
+        me = threading.current_thread()
+        q = self._queues[lane]
         while not self._stop.is_set():
-            cfg = self._queue.get()
+            cfg = q.get()
             if cfg is None:
                 return
+            started = time.monotonic()
+            with self._lock:
+                self._running[me] = (cfg.name, started, lane)
             try:
-                result = self.poller.poll(cfg)
-            except Exception as e:
-                if is_transient(e):
-                    self.db.failed(e, f"保存来源「{cfg.name}」的抓取结果")
-                    with self._lock:
-                        self._not_before[cfg.name] = time.monotonic() + DB_RETRY
-                else:  # Poller.poll turns the source's own errors into results; this is ours
-                    log.exception("来源「%s」轮询出现意外错误", cfg.name)
-                continue
-            else:
-                self.db.ok()
-                try:
-                    self.on_done(result)
-                except Exception:
-                    log.exception("处理来源「%s」的抓取结果时出错", cfg.name)
+                self._poll(cfg)
             finally:
                 with self._lock:
-                    self._in_flight.discard(cfg.name)
+                    del self._running[me]
+                    self._in_flight.pop(cfg.name, None)
+                    if time.monotonic() - started > self.slow_after:
+                        self._slow.add(cfg.name)
+                    else:
+                        self._slow.discard(cfg.name)
+                    if me in self._retired:  # replaced while stuck: the lane has its worker
+                        self._retired.discard(me)
+                        return
+
+    def _poll(self, cfg: SourceConfig) -> None:
+        try:
+            result = self.poller.poll(cfg)
+        except Exception as e:
+            if is_transient(e):
+                self.db.failed(e, f"保存来源「{cfg.name}」的抓取结果")
+                with self._lock:
+                    self._not_before[cfg.name] = time.monotonic() + DB_RETRY
+            else:  # Poller.poll turns the source's own errors into results; this is ours
+                log.exception("来源「%s」轮询出现意外错误", cfg.name)
+            return
+        self.db.ok()
+        try:
+            self.on_done(result)
+        except Exception:
+            log.exception("处理来源「%s」的抓取结果时出错", cfg.name)
 
     def stop(self, timeout: float) -> list[str]:
         """Stop taking work; wait up to `timeout` s for polls under way. Returns the sources
         still being read when the time ran out (left behind; they lose nothing)."""
         self._stop.set()
-        for _ in self._threads:
-            self._queue.put(None)
+        with self._lock:
+            threads = list(self._threads)
+        for t in threads:
+            for q in self._queues.values():
+                q.put(None)
         deadline = time.monotonic() + timeout
-        for t in self._threads:
+        for t in threads:
             t.join(max(0.0, deadline - time.monotonic()))
-        return sorted(self.in_flight())
+        with self._lock:
+            return sorted(name for name, _s, _l in self._running.values())

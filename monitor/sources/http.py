@@ -56,13 +56,16 @@ def status_text(status: int) -> str:
     return f"{text}（HTTP {status}）"
 
 
-def make_client(cfg: HttpConfig) -> httpx.Client:
-    # One pool for every source; httpx's pool slows as it grows, ~10 connections is best.
+def make_client(cfg: HttpConfig, connections: int | None = None) -> httpx.Client:
+    # One pool for every source; httpx's pool slows as it grows, so keep-alive stays at
+    # max_connections, while `connections` lets every poll under way hold one (a stuck poll
+    # must not leave the others waiting for a connection).
+    total = max(cfg.max_connections, connections or 0)
     return httpx.Client(
         timeout=_timeout(cfg),
         follow_redirects=True,
         max_redirects=cfg.max_redirects,
-        limits=httpx.Limits(max_connections=cfg.max_connections, max_keepalive_connections=cfg.max_connections),
+        limits=httpx.Limits(max_connections=total, max_keepalive_connections=cfg.max_connections),
         headers={"User-Agent": cfg.user_agent, "Accept-Encoding": "gzip, deflate"},
     )
 

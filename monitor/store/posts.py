@@ -50,17 +50,20 @@ def _published(published: datetime | None, now: datetime) -> dict:
 REPLY_FIELDS = ("reply_status", "replied", "reply_text", "reply_at")
 
 
-def content_hash(title: str | None, body: str | None) -> str:
-    return hashlib.sha256(f"{title or ''}\n{body or ''}".encode()).hexdigest()[:16]
+def content_hash(title: str | None, body: str | None, published: datetime | None) -> str:
+    """What tells apart items that share a guid: their text and their date (a notice issued
+    again carries the same words under a new date)."""
+    when = to_db(published).isoformat() if published is not None else ""
+    return hashlib.sha256(f"{title or ''}\n{body or ''}\n{when}".encode()).hexdigest()[:16]
 
 
-def _distinct(posts: list[RawPost]) -> dict[str, RawPost]:
+def _distinct(posts: list[RawPost], now: datetime) -> dict[str, RawPost]:
     """Posts by external id. A source that gives several different items one guid (the real
     深圳 policy feed puts ten notices under one) gets each as guid#hash-of-content; the same
     item repeated within one body is one post."""
     groups: dict[str, dict[str, RawPost]] = {}
     for p in posts:
-        groups.setdefault(p.external_id, {}).setdefault(content_hash(p.title, p.body), p)
+        groups.setdefault(p.external_id, {}).setdefault(content_hash(p.title, p.body, believable(p.published_at, now)[0]), p)
     out: dict[str, RawPost] = {}
     for key, variants in groups.items():
         if len(variants) == 1:
@@ -79,7 +82,7 @@ def store_posts(session: Session, source_id: int, posts: list[RawPost], now: dat
     """
     if not posts:
         return 0
-    by_id = _distinct(posts)
+    by_id = _distinct(posts, now)
     known: dict[str, tuple] = {}
     ids = list(by_id)
     # A post told apart by its content (guid#hash) may have been stored under the bare guid
@@ -89,12 +92,12 @@ def store_posts(session: Session, source_id: int, posts: list[RawPost], now: dat
         chunk = [*ids, *sorted(bare)][i : i + 500]
         for row in session.execute(
             select(Post.external_id, Post.id, Post.reply_status, Post.replied, Post.reply_text, Post.reply_at,
-                   Post.title, Post.body)
+                   Post.title, Post.body, Post.published_at)
             .where(Post.source_id == source_id, Post.external_id.in_(chunk))
         ):
             key = row[0]
             if key not in by_id:
-                key = f"{key}#{content_hash(row[6], row[7])}"
+                key = f"{key}#{content_hash(row[6], row[7], row[8])}"
                 if key not in by_id:
                     continue
             known[key] = tuple(row[1:6])
