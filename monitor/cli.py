@@ -521,6 +521,10 @@ def _sources_import_opml(args) -> int:
 STATES = {"open": "待处置", "acknowledged": "已确认", "closed": "已关闭"}
 
 
+def state_name(inc) -> str:
+    return f"已并入 #{inc.merged_into}" if inc.merged_into else STATES.get(inc.state, inc.state)
+
+
 def _incidents(args) -> int:
     from monitor.incidents.service import ActionError, Alerting, Incidents
 
@@ -578,7 +582,7 @@ def _incidents_list(sessions, service, now, include_closed: bool) -> int:
             print("没有未关闭的事件" if not include_closed else "没有事件")
             return 0
         for inc in rows:
-            print(f"#{inc.id}【{inc.severity}】{STATES.get(inc.state, inc.state)} {inc.rule}：{inc.title[:40]}（{inc.department or '—'}，{inc.post_count} 条）")
+            print(f"#{inc.id}【{inc.severity}】{state_name(inc)} {inc.rule}：{inc.title[:40]}（{inc.department or '—'}，{inc.post_count} 条）")
             for c in service.clock_states(inc):
                 if c.met_at:
                     print(f"    {c.name}：已完成 {show(c.met_at)}")
@@ -610,9 +614,10 @@ EVENT_NAMES = {
     "clock_met": "登记回应",
     "closed": "关闭",
     "regraded": "调整级别",
-    "start_moved": "起算时间提前（发现更早的帖文）",
-    "merged": "并入其他事件",
-    "merged_into": "被并入",
+    "start_moved": "起算时间调整（发现更早的帖文，或拆出了首条帖文）",
+    "merged": "合并（其他事件并入本事件，确认与已完成的时限一并带入）",
+    "merged_into": "已并入其他事件",
+    "reopened": "新一轮舆情，重新计时",
     "split_out": "拆出帖文",
     "split_from": "由拆分产生",
     "reply_seen": "留言板官方答复",
@@ -646,7 +651,7 @@ def _incidents_show(sessions, service, incident_id: int, now) -> int:
 
     with sessions() as session:
         inc = service.get(session, incident_id)
-        print(f"事件 #{inc.id}【{inc.severity}】{STATES.get(inc.state, inc.state)}")
+        print(f"事件 #{inc.id}【{inc.severity}】{state_name(inc)}")
         print(f"  规则：{inc.rule}　分类：{inc.category or '—'}　责任部门：{inc.department or '—'}")
         print(f"  首条：{inc.title}")
         if inc.first_post_url:

@@ -333,6 +333,9 @@ class IncidentConfig(_Model):
     # names, nouns; weighted by rarity) if that share of its words reaches cluster_threshold,
     # else opens its own. Before that, a near-duplicate of a post (MinHash over jieba word
     # pairs, estimated Jaccard >= near_duplicate; 0 turns it off) joins that post's incident.
+    # A post that joins an incident whose clocks are all answered sends the duty tier a
+    # 事件有新进展 alert ("alert"); "reopen" also starts those clocks again from that post.
+    new_wave: Literal["alert", "reopen"] = "alert"
     clustering: Literal["rule", "event"] = "rule"
     cluster_threshold: float = Field(0.25, gt=0, le=1)  # share of the post's salient words (bench/quality.py)
     near_duplicate: float = Field(0.7, ge=0, le=1)

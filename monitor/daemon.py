@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 STOP_BUDGET = 8.0  # seconds from SIGTERM to exit (deploy/monitor.service allows 15)
 HEALTH_EVERY = 30  # seconds between source health checks
+COALESCE = 0.2  # seconds processing waits after a wake-up for the polls finishing with it
 
 
 class Daemon:
@@ -181,7 +182,10 @@ class Daemon:
         """Posts are processed as soon as a poll brings them, and at least every poll_check."""
         every = self.cfg.main.daemon.poll_check.total_seconds()
         while not self.stop_event.is_set():
-            self.wake_processing.wait(every)
+            if self.wake_processing.wait(every):
+                # Polls finish in bursts: a moment's wait lets one batch take them all,
+                # instead of a transaction per poll fighting the pollers for the write lock.
+                self.stop_event.wait(COALESCE)
             self.wake_processing.clear()
             if self.stop_event.is_set():
                 return

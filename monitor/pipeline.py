@@ -51,25 +51,26 @@ class Pipeline:
         while True:
             matcher = self.matcher  # one set of rules for the whole batch
             with self.sessions() as session:
-                rows = session.execute(
-                    select(Post.id, Post.title, Post.body)
-                    .where(Post.processed_at.is_(None), Post.id > after).order_by(Post.id).limit(batch)
+                loaded = session.scalars(
+                    select(Post).where(Post.processed_at.is_(None), Post.id > after).order_by(Post.id).limit(batch)
                 ).all()
-            if not rows:
+                session.expunge_all()  # kept loaded (expire_on_commit is off) for the write below
+            if not loaded:
                 return done
-            after = rows[-1].id
+            after = loaded[-1].id
             verdicts, failed = {}, {}
-            for post_id, title, body in rows:
+            for post in loaded:
                 try:
-                    verdicts[post_id] = matcher.match(title or "", body or "")
+                    verdicts[post.id] = matcher.match(post.title or "", post.body or "")
                 except Exception as e:  # a matcher bug on one post: that post's attempt, not the batch's
-                    failed[post_id] = e
+                    failed[post.id] = e
             try:
                 with self._lock, self.sessions.begin() as session:
                     _exclusive(session)
-                    posts = session.scalars(
-                        select(Post).where(Post.id.in_(list(verdicts)), Post.processed_at.is_(None)).order_by(Post.id)
-                    ).all()
+                    # Another instance, or a retry from the CLI, may have done some meanwhile.
+                    still = set(session.scalars(
+                        select(Post.id).where(Post.id.in_(list(verdicts)), Post.processed_at.is_(None))))
+                    posts = [session.merge(p, load=False) for p in loaded if p.id in still]
                     self._process(session, posts, verdicts)
                 done += len(posts)
             except Exception as e:

@@ -244,7 +244,11 @@ def test_merge_and_split_are_events_and_move_clocks(world):
         kinds = s.scalars(select(Event.kind).order_by(Event.id)).all()
         moved = s.get(Incident, new_id)
         assert moved.post_count == 1 and from_db(moved.started_at) == T0
-    assert kinds[-4:] == ["merged", "merged_into", "split_out", "split_from"]
+        kept = s.get(Incident, b.id)
+        # The source is recomputed from the post that stayed: title, start and its clock.
+        assert kept.title == "另一条河也黑臭" and from_db(kept.started_at) == T0 + 30 * H
+        assert {c.name: from_db(c.due_at) for c in kept.clocks} == {"权威回应": T0 + 78 * H}
+    assert kinds[-5:] == ["merged", "merged_into", "start_moved", "split_out", "split_from"]
     with world.session() as s, pytest.raises(ActionError, match="没有帖文"):
         world.app.incidents.split(s, b.id, ["nope"], "科长", T0 + 33 * H)
     with world.session() as s, pytest.raises(ActionError, match="不能把全部帖文拆出"):

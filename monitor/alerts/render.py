@@ -121,6 +121,25 @@ def render_reply(
     return title, "\n".join(lines)
 
 
+def render_progress(incident: IncidentView, clocks: list[ClockState], post_title: str, post_url: str | None,
+                    reopened: list[str]) -> tuple[str, str]:
+    """A post joined an incident whose clocks were all answered: nothing joins silently."""
+    title = f"【{incident.severity}】事件有新进展 #{incident.id}：{incident.rule}"
+    lines = [
+        f"事件：#{incident.id} {incident.title}（{incident.severity}）　责任部门：{incident.department or '—'}",
+        f"新帖文：{post_title}",
+    ]
+    if post_url:
+        lines.append(f"链接：{post_url}")
+    lines.append(f"帖文共 {incident.post_count} 条；各回应时限此前均已完成。")
+    if reopened:
+        lines.append("已为新一轮舆情重新计时：" + "、".join(reopened))
+        lines += [f"    {clock_line(c, c.started_at)}" for c in clocks if c.name in reopened]
+    else:
+        lines.append(f"请研判是否需要再次回应；详情：monitor incidents show {incident.id}")
+    return title, "\n".join(lines)
+
+
 def render_source_health(
     kind: str, name: str, url: str, since: datetime, now: datetime, failures: int, last_error: str | None,
     last_success: datetime | None, usual_gap: timedelta | None, last_new: datetime | None = None,

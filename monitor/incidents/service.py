@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, lazyload
 
 from monitor.alerts.channels import Channels
 from monitor.alerts.outbox import Alert, fire
-from monitor.alerts.render import IncidentView, render_all, render_reply
+from monitor.alerts.render import IncidentView, render_all, render_progress, render_reply
 from monitor.alerts.templates import compile_templates
 from monitor.clock import from_db, show, show_delta, to_db
 from monitor.config import MainConfig
@@ -34,6 +34,15 @@ SYSTEM = "system"
 _RECENT = "monitor.recent_incidents"  # session.info key: rule -> incident seen in this transaction
 _ACTIONS_SEEN = "monitor.actions_seen"  # session.info key: officers' merges and splits looked for
 _RESHAPING = ("merged", "split_out")  # officer actions that move posts between incidents
+
+
+def _round(name: str) -> tuple[str, int]:
+    """("权威回应", 2) for "权威回应（第2轮）": a clock started again for a new wave of posts."""
+    if name.endswith("轮）") and "（第" in name:
+        base, _, number = name[:-2].rpartition("（第")
+        if number.isdigit():
+            return base, int(number)
+    return name, 1
 
 
 class ActionError(Exception):
@@ -142,17 +151,24 @@ class Incidents:
                 incident = None
         else:
             incident = self._open_incident(session, rule.name, seen_at)
+        placed = self._placed(session, post, rule.name) if post.repost_of else None
+        if placed is not None:
+            # Already in an open incident of this rule through the post it reposts: that is
+            # its incident (a post is in one incident per rule), whatever clustering proposes.
+            incident = placed
         if incident is not None:
             if words is not None:
                 clusterer.remember(post.external_id, seen_at, words, incident.id, sketch)
-            if not self._link(session, incident, post, now):
-                return incident  # already in, e.g. through the post it reposts
-            incident.post_count += 1
-            incident.last_post_at = max(incident.last_post_at, to_db(seen_at))
+            if placed is None:
+                if not self._link(session, incident, post, now):
+                    return incident
+                incident.post_count += 1
+                incident.last_post_at = max(incident.last_post_at, to_db(seen_at))
+                self._event(session, incident, now, SYSTEM, "post_added", post=post.id, terms=match.terms)
             incident.terms = list(dict.fromkeys([*incident.terms, *match.terms]))
-            self._event(session, incident, now, SYSTEM, "post_added", post=post.id, terms=match.terms)
             if to_db(seen_at) < incident.started_at:
                 self._move_start(session, incident, seen_at, now, post)
+            self._new_wave(session, incident, post, seen_at, now)
             if self.cfg.heat:
                 self._check_heat(session, incident, now)
             return incident
@@ -189,6 +205,41 @@ class Incidents:
         self._changed(incident, now)
         log.info("新建事件 #%d【%s】%s", incident.id, incident.severity, incident.title)
         return incident
+
+    @staticmethod
+    def _placed(session: Session, post: Post, rule: str) -> Incident | None:
+        return session.scalars(
+            select(Incident).join(IncidentPost, IncidentPost.incident_id == Incident.id)
+            .where(IncidentPost.post_id == post.id, Incident.rule == rule, Incident.state != "closed")
+        ).first()
+
+    def _new_wave(self, session: Session, incident: Incident, post: Post, seen_at: datetime, now: datetime) -> None:
+        """A post joining an incident whose clocks are all answered is news: the duty tier
+        hears of it (once per incident and hour), and with `[incidents] new_wave = "reopen"`
+        the answered clocks start a new round from this post."""
+        active = [c for c in incident.clocks if c.active]
+        if not active or any(c.met_at is None for c in active):
+            return
+        wave = now.replace(minute=0, second=0, microsecond=0)
+        reopened: list[str] = []
+        if self.cfg.incidents.new_wave == "reopen":
+            number = max(_round(c.name)[1] for c in incident.clocks) + 1
+            plans = {p.name: p for p in self._plan(incident, incident.severity, seen_at)}
+            for base in dict.fromkeys(_round(c.name)[0] for c in active):
+                if base in plans:
+                    name = f"{base}（第{number}轮）"
+                    session.add(Clock(incident_id=incident.id, name=name, started_at=to_db(seen_at), due_at=to_db(plans[base].due_at)))
+                    reopened.append(name)
+            session.flush()
+            session.refresh(incident, ["clocks"])
+            self._event(session, incident, now, SYSTEM, "reopened", post=post.id, clocks=reopened)
+            self._changed(incident, now)
+        first = self.policy_for(incident.severity).first_tier
+        title, body = render_progress(self.view(incident), self.clock_states(incident), (post.title or post.body or "")[:80],
+                                      post.url, reopened)
+        alert = Alert(f"{incident.id}:progress:{wave.isoformat()}", incident.id, None, "progress", first,
+                      self.recipients(first, incident, now), now, title, body)
+        fire(session, alert, now, self.alerting.channels, self.alerting.disposition)
 
     def heat(self, session: Session, incident: Incident, now: datetime) -> Heat:
         rows = session.execute(
@@ -268,12 +319,34 @@ class Incidents:
         keep.last_post_at = max(keep.last_post_at, other.last_post_at)
         if other.started_at < keep.started_at:
             self._move_start(session, keep, from_db(other.started_at), now, None)
-        other.state, other.closed_at = "closed", to_db(now)
-        self._event(session, keep, now, actor, "merged", other=other.id, posts=moved)
+        carried = self._carry_record(keep, other)
+        other.state, other.closed_at, other.merged_into = "closed", to_db(now), keep.id
+        self._event(session, keep, now, actor, "merged", other=other.id, posts=moved, **carried)
         self._event(session, other, now, actor, "merged_into", into=keep.id)
         self._changed(keep, now)
         self._changed(other, now)
         return keep
+
+    @staticmethod
+    def _carry_record(keep: Incident, other: Incident) -> dict:
+        """What the officers did on the merged-away incident still counts: its acknowledgement
+        and the clocks it answered (with their evidence) carry over to the kept one."""
+        carried: dict = {}
+        if keep.acked_at is None and other.acked_at is not None:
+            keep.acked_at, keep.acked_by = other.acked_at, other.acked_by
+            if keep.state == "open":
+                keep.state = "acknowledged"
+            carried["acknowledged_by"] = other.acked_by
+        theirs = {c.name: c for c in other.clocks if c.active and c.met_at is not None}
+        met = []
+        for clock in keep.clocks:
+            source = theirs.get(clock.name)
+            if clock.active and clock.met_at is None and source is not None:
+                clock.met_at, clock.met_by, clock.evidence = source.met_at, source.met_by, source.evidence
+                met.append(clock.name)
+        if met:
+            carried["clocks_met"] = met
+        return carried
 
     def split(self, session: Session, incident_id: int, post_refs: list[str], actor: str, now: datetime) -> Incident:
         """Posts that are another event: they leave for a new incident with its own clocks."""
@@ -281,6 +354,7 @@ class Incidents:
         links = session.execute(
             select(IncidentPost, Post).join(Post, Post.id == IncidentPost.post_id).where(IncidentPost.incident_id == source.id)
         ).all()
+        post_refs = [r[1:] if r.startswith("#") and r[1:].isdigit() else r for r in post_refs]  # `incidents show` prints #id
         chosen = [(link, post) for link, post in links if post.external_id in post_refs or str(post.id) in post_refs]
         missing = set(post_refs) - {p.external_id for _l, p in chosen} - {str(p.id) for _l, p in chosen}
         if missing:
@@ -302,6 +376,7 @@ class Incidents:
             session.delete(link)
             session.add(IncidentPost(incident_id=new.id, post_id=post.id, added_at=to_db(now)))
         source.post_count -= len(posts)
+        self._recompute_first(session, source, [p for l, p in links if (l, p) not in chosen], now, actor)
         for plan in self._plan(new, new.severity, seen):
             session.add(Clock(incident_id=new.id, name=plan.name, started_at=to_db(plan.started_at), due_at=to_db(plan.due_at)))
         session.flush()
@@ -310,6 +385,24 @@ class Incidents:
         self._event(session, new, now, actor, "split_from", source=source.id, posts=[p.id for p in posts])
         self._changed(new, now)
         return new
+
+    def _recompute_first(self, session: Session, incident: Incident, remaining: list[Post], now: datetime, actor: str) -> None:
+        """After posts leave: the title, link and start come from the first post that stayed;
+        clocks not yet answered count from it."""
+        first = min(remaining, key=lambda p: (clock_start(from_db(p.published_at), from_db(p.fetched_at)), p.id))
+        incident.title = (first.title or first.body)[:200] or incident.rule
+        incident.first_post_url = first.url
+        incident.last_post_at = max(to_db(clock_start(from_db(p.published_at), from_db(p.fetched_at))) for p in remaining)
+        start = clock_start(from_db(first.published_at), from_db(first.fetched_at))
+        if to_db(start) != incident.started_at:
+            before = from_db(incident.started_at)
+            incident.started_at = to_db(start)
+            plans = {p.name: p for p in self._plan(incident, incident.severity, start)}
+            for clock in incident.clocks:
+                if clock.active and clock.met_at is None and clock.name in plans:
+                    clock.started_at, clock.due_at = to_db(start), to_db(plans[clock.name].due_at)
+            self._event(session, incident, now, actor, "start_moved", post=first.id, before=before.isoformat(), after=start.isoformat())
+        self._changed(incident, now)
 
     def _move_start(self, session: Session, incident: Incident, seen_at: datetime, now: datetime, post: Post | None) -> None:
         """A post found later but published earlier: the clocks count from the first report."""

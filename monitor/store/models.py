@@ -120,6 +120,8 @@ class Incident(Base):
     acked_at: Mapped[datetime | None] = mapped_column(DateTime)
     acked_by: Mapped[str | None] = mapped_column(String(200))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Set when an officer merged this incident into another: it is closed, and says where to.
+    merged_into: Mapped[int | None] = mapped_column(Integer)
     terms: Mapped[list] = mapped_column(JSON, default=list)
     first_post_url: Mapped[str | None] = mapped_column(Text)
     post_count: Mapped[int] = mapped_column(Integer, default=0)
