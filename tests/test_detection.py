@@ -1,0 +1,127 @@
+"""Detection officers can trust: repost chains, new waves after an answer, merges that keep
+the record. Real SQLite, the real pipeline, alerts through apprise to a local receiver."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from monitor.alerts.outbox import deliver_due
+from monitor.app import build
+from monitor.clock import FakeClock, from_db
+from monitor.config import load
+from monitor.sources import RawPost
+from monitor.store.models import Clock, Incident, IncidentPost, Notification, Post
+from monitor.store.posts import source_row, store_posts
+
+from .conftest import utc, write_config
+
+T0 = utc(2026, 11, 20, 2, 0)
+H = timedelta(hours=1)
+
+
+class World:
+    def __init__(self, tmp_path, receiver, extra=""):
+        self.path = write_config(tmp_path / "cfg", receiver_url=receiver.url("/hook"), extra=extra)
+        self.cfg = load(self.path)
+        self.clock = FakeClock(T0)
+        self.app = build(self.cfg, self.clock)
+        with self.app.sessions.begin() as s:
+            self.source_id = source_row(s, "微博", "http://127.0.0.1/weibo").id
+
+    def post(self, ident, title, repost_of=None, at=None):
+        raw = RawPost(ident, f"http://127.0.0.1/p/{ident}", title, "", "网友", at or self.clock.now(), repost_of=repost_of)
+        with self.app.sessions.begin() as s:
+            store_posts(s, self.source_id, [raw], self.clock.now())
+        self.app.pipeline.process_pending()
+        self.app.pipeline.tick()
+
+    def incidents(self):
+        with self.app.sessions() as s:
+            return s.scalars(select(Incident).order_by(Incident.id)).all()
+
+    def members(self, incident_id):
+        with self.app.sessions() as s:
+            return sorted(s.scalars(select(Post.external_id).join(IncidentPost, IncidentPost.post_id == Post.id)
+                                    .where(IncidentPost.incident_id == incident_id)))
+
+    def kinds(self):
+        with self.app.sessions() as s:
+            return [n.kind for n in s.scalars(select(Notification).order_by(Notification.id))]
+
+
+def test_a_repost_chain_through_a_non_matching_repost_is_one_incident_and_one_alert(tmp_path, receiver):
+    w = World(tmp_path, receiver, extra='[incidents]\nclustering = "event"\n')
+    w.post("o1", "开发区化工厂发生爆炸，浓烟滚滚")
+    w.post("r2", "转发微博", repost_of="o1")  # matches no rule: joins through its link
+    w.post("r3", "太吓人了，又爆炸了", repost_of="r2")  # matches, and reposts r2
+    (incident,) = w.incidents()
+    assert w.members(incident.id) == ["o1", "r2", "r3"]
+    assert w.kinds().count("opened") == 1
+
+
+def test_a_post_joining_an_answered_incident_tells_the_duty_tier(tmp_path, receiver):
+    w = World(tmp_path, receiver)
+    w.post("a", "城东河道黑臭")
+    (incident,) = w.incidents()
+    with w.app.sessions.begin() as s:
+        w.app.incidents.met(s, incident.id, "权威回应", "值班员", T0 + H, "https://example.gov.cn/reply")
+    w.clock.set(T0 + 2 * H)
+    w.post("b", "城东河道又黑臭了，整治没效果")
+    w.post("c", "城东河道还是黑臭")  # the same wave, the same hour: one alert, not two
+    assert w.kinds() == ["opened", "progress"]
+    deliver_due(w.app.sessions, w.app.channels, w.clock, w.cfg.main.alerts)
+    assert any("事件有新进展" in t for t in receiver.titles())
+    body = next(p["payload"]["message"] for p in receiver.posts if "事件有新进展" in p["payload"]["title"])
+    assert "城东河道又黑臭了" in body and "请研判是否需要再次回应" in body
+    with w.app.sessions() as s:
+        assert [c.name for c in s.scalars(select(Clock))] == ["权威回应"]  # alert only: no new clock
+
+
+def test_reopen_starts_the_answered_clocks_again_for_the_new_wave(tmp_path, receiver):
+    w = World(tmp_path, receiver, extra='[incidents]\nnew_wave = "reopen"\n')
+    w.post("a", "城东河道黑臭")
+    (incident,) = w.incidents()
+    with w.app.sessions.begin() as s:
+        w.app.incidents.met(s, incident.id, "权威回应", "值班员", T0 + H, None)
+    w.clock.set(T0 + 2 * H)
+    w.post("b", "城东河道又黑臭了")
+    with w.app.sessions() as s:
+        clocks = {c.name: (from_db(c.started_at), from_db(c.due_at), c.met_at) for c in s.scalars(select(Clock))}
+    assert clocks["权威回应（第2轮）"] == (T0 + 2 * H, T0 + 50 * H, None)
+    assert w.kinds() == ["opened", "progress"]
+    w.post("c", "城东河道仍然黑臭")  # the new round is open: nothing more to tell
+    assert w.kinds() == ["opened", "progress"]
+
+
+def test_merge_keeps_the_acknowledgement_and_met_clocks_and_says_where_it_went(tmp_path, receiver):
+    w = World(tmp_path, receiver)
+    w.post("a", "城东河道黑臭")
+    w.clock.set(T0 + 30 * H)
+    w.post("b", "城东河道黑臭，整治没效果")  # outside the 24 h window: a second incident
+    first, second = w.incidents()
+    with w.app.sessions.begin() as s:
+        w.app.incidents.ack(s, second.id, "李四", T0 + 30.2 * H)
+        w.app.incidents.met(s, second.id, "权威回应", "李四", T0 + 31 * H, "https://example.gov.cn/a")
+    with w.app.sessions.begin() as s:
+        w.app.incidents.merge(s, first.id, second.id, "科长", T0 + 32 * H)
+    kept, merged = w.incidents()
+    assert kept.acked_by == "李四" and kept.state == "acknowledged"
+    (clock,) = kept.clocks
+    assert clock.evidence == "https://example.gov.cn/a" and from_db(clock.met_at) == T0 + 31 * H
+    assert merged.state == "closed" and merged.merged_into == kept.id
+    # Nothing escalates any more: the kept incident's clock stands met.
+    w.clock.set(T0 + 60 * H)
+    w.app.pipeline.tick()
+    assert [k for k in w.kinds() if k == "escalation"] == []
+    shown = subprocess.run([sys.executable, "-m", "monitor", "incidents", "show", str(merged.id), "--config", str(w.path)],
+                           capture_output=True, text=True, timeout=60)
+    assert f"已并入 #{kept.id}" in shown.stdout
+    shown = subprocess.run([sys.executable, "-m", "monitor", "incidents", "show", str(kept.id), "--config", str(w.path)],
+                           capture_output=True, text=True, timeout=60)
+    with w.app.sessions() as s:
+        ids = s.scalars(select(Post.id).order_by(Post.id)).all()
+    assert all(f"#{i}【微博】" in shown.stdout for i in ids), shown.stdout  # post ids, as split takes them
