@@ -615,7 +615,7 @@ EVENT_NAMES = {
     "closed": "关闭",
     "regraded": "调整级别",
     "start_moved": "起算时间调整（发现更早的帖文，或拆出了首条帖文）",
-    "merged": "合并（其他事件并入本事件，确认与已完成的时限一并带入）",
+    "merged": "其他事件并入本事件",
     "merged_into": "已并入其他事件",
     "reopened": "新一轮舆情，重新计时",
     "split_out": "拆出帖文",

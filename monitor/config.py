@@ -357,6 +357,10 @@ class AlertsConfig(_Model):
     channel_failures: int = Field(5, ge=1)
     # Storm control: this many alerts due at once for one target go as one digest (0: never).
     storm_threshold: int = Field(5, ge=0)
+    # Alert budget: a rule's new incidents past this many in an hour are still opened, but their
+    # 新舆情事件 alerts wait for the end of the hour and go as one digest (0: no budget).
+    # 特别重大 always pages on its own.
+    new_incidents_per_hour: int = Field(10, ge=0)
 
     _d = field_validator("retry_base", "retry_max", "give_up_after", "deliver_every", mode="before")(
         _duration

@@ -301,7 +301,9 @@ def _result(app, cfg: Config) -> dict:
                 }
             )
         alerts = [
-            {"at": iso_local(from_db(n.fired_at)), "tags": list(n.tags), "title": n.title, "body": n.body}
+            {"at": iso_local(from_db(n.fired_at)), "tags": list(n.tags), "title": n.title, "body": n.body,
+             # over the alert budget: delivered at this time, inside a 新舆情事件汇总 digest
+             **({"digest_at": iso_local(from_db(n.held_until))} if n.held_until else {})}
             for n in session.scalars(
                 select(Notification)
                 .where(Notification.disposition != "superseded")

@@ -125,3 +125,42 @@ def test_merge_keeps_the_acknowledgement_and_met_clocks_and_says_where_it_went(t
     with w.app.sessions() as s:
         ids = s.scalars(select(Post.id).order_by(Post.id)).all()
     assert all(f"#{i}【微博】" in shown.stdout for i in ids), shown.stdout  # post ids, as split takes them
+
+
+PLACES = ["鼓楼区", "台江区", "仓山区", "晋安区", "马尾区", "长乐区", "闽侯县", "连江县", "罗源县", "闽清县", "永泰县", "平潭县"]
+THINGS = ["化工厂", "加油站", "烟花仓库", "燃气站", "锅炉房", "餐馆", "冷库", "印染厂", "木材厂", "塑料厂", "变电站", "码头"]
+
+
+def test_past_the_budget_new_incidents_fold_into_one_digest_at_the_end_of_the_hour(tmp_path, receiver):
+    w = World(tmp_path, receiver, extra='[incidents]\nclustering = "event"\n[alerts]\nnew_incidents_per_hour = 3\nstorm_threshold = 0\n')
+    for i, (place, thing) in enumerate(zip(PLACES[:6], THINGS[:6])):
+        w.clock.set(T0 + timedelta(minutes=i))
+        w.post(f"p{i}", f"{place}{thing}发生爆炸")
+    assert len(w.incidents()) == 6  # six different events
+    with w.app.sessions() as s:
+        held = [n.held_until for n in s.scalars(select(Notification).where(Notification.kind == "opened").order_by(Notification.id))]
+    assert held[:3] == [None, None, None] and all(h is not None for h in held[3:])
+    deliver_due(w.app.sessions, w.app.channels, w.clock, w.cfg.main.alerts)
+    assert len(receiver.posts) == 3  # within the budget: each on its own
+    w.clock.set(T0 + H)  # the end of the hour
+    deliver_due(w.app.sessions, w.app.channels, w.clock, w.cfg.main.alerts)
+    assert len(receiver.posts) == 4
+    digest = receiver.posts[-1]["payload"]
+    assert digest["title"].startswith("【新舆情事件汇总】3 起新事件")
+    assert all(f"新舆情事件 #{n}" in digest["message"] for n in (4, 5, 6))
+
+
+def test_the_budget_never_holds_back_a_特别重大_incident(tmp_path, receiver):
+    rules = '[[rule]]\nname = "地震"\nterms = ["地震"]\nseverity = "特别重大"\n'
+    path = write_config(tmp_path / "cfg", receiver_url=receiver.url("/hook"), watchwords=rules,
+                        extra='[incidents]\nclustering = "event"\n[alerts]\nnew_incidents_per_hour = 1\n')
+    cfg = load(path)
+    app = build(cfg, FakeClock(T0))
+    with app.sessions.begin() as s:
+        src = source_row(s, "微博", "http://127.0.0.1/w").id
+        store_posts(s, src, [RawPost(f"q{i}", None, f"{p}发生{m}级地震", "", None, T0) for i, (p, m) in
+                             enumerate([("四川芦山", 7), ("青海玉树", 6), ("云南鲁甸", 6)])], T0)
+    app.pipeline.process_pending()
+    with app.sessions() as s:
+        opened = s.scalars(select(Notification).where(Notification.kind == "opened")).all()
+    assert len(opened) == 3 and all(n.held_until is None for n in opened)

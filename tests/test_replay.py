@@ -212,5 +212,6 @@ def test_merge_and_split_from_the_command_line(files, capsys):
     assert "成为新事件 #3" in capsys.readouterr().out
     assert main(["incidents", "show", "1", "--config", str(cfg), "--database", url]) == 0
     out = capsys.readouterr().out
-    assert "并入其他事件（科长）" in out and "拆出帖文（科长）" in out
+    # The kept incident's timeline says what happened to it: another incident came in.
+    assert "其他事件并入本事件（科长）" in out and "拆出帖文（科长）" in out
     assert main(["incidents", "merge", "1", "1", "--config", str(cfg), "--database", url]) == 1

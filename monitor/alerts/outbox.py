@@ -54,8 +54,10 @@ def fire(
     now: datetime,
     channels: Channels | None,
     disposition: str = "sent",
+    fold_until: datetime | None = None,
 ) -> Notification | None:
-    """Log the alert and queue its deliveries; None if its key was logged before."""
+    """Log the alert and queue its deliveries; None if its key was logged before.
+    With `fold_until`, the deliveries wait until then and go out inside a digest."""
     row = Notification(
         key=alert.key,
         incident_id=alert.incident_id,
@@ -69,6 +71,7 @@ def fire(
         title=alert.title,
         body=alert.body,
         body_md=alert.markdown,
+        held_until=to_db(fold_until),
     )
     try:
         with session.begin_nested():
@@ -91,7 +94,7 @@ def fire(
                         tag=tag,
                         state="pending",
                         created_at=to_db(now),
-                        next_attempt_at=to_db(now),
+                        next_attempt_at=to_db(fold_until or now),
                     )
                 )
         if not seen:
@@ -150,7 +153,7 @@ class Delivery:
         waiting = {i for item in self.unrecorded for i in item.outbox_ids}
         with self.sessions() as session:
             due = session.execute(
-                select(Outbox.id, Outbox.state, Outbox.target, Notification.title)
+                select(Outbox.id, Outbox.state, Outbox.target, Notification.held_until.is_not(None).label("fold"), Notification.title)
                 .join(Notification, Notification.id == Outbox.notification_id)
                 .where(
                     or_(
@@ -167,6 +170,10 @@ class Delivery:
             by_target.setdefault(row.target, []).append(row)
         delivered = 0
         for target, rows in by_target.items():
+            held = [r for r in rows if r.fold]  # over the alert budget: a digest however few
+            if held:
+                delivered += self._deliver_digest(target, held, "新舆情事件汇总", "起新事件（超出每小时提醒上限，合并发送）")
+            rows = [r for r in rows if not r.fold]
             # 特别重大 is never folded into a digest: it pages on its own.
             single = [r for r in rows if r.title.startswith("【特别重大】")]
             batch = [r for r in rows if not r.title.startswith("【特别重大】")]
@@ -194,7 +201,7 @@ class Delivery:
         self._recorded([outbox_id], ok, error, title)
         return 1 if ok else 0
 
-    def _deliver_digest(self, target: str, rows) -> int:
+    def _deliver_digest(self, target: str, rows, name: str = "告警汇总", unit: str = "条告警") -> int:
         """Many alerts due at once for one target: one message listing them all."""
         now = self.clock.now()
         claimed = []
@@ -206,7 +213,7 @@ class Delivery:
         if not claimed:
             return 0
         lines = [f"{i}. {row.title}" for i, row in enumerate(claimed, start=1)]
-        title = f"【告警汇总】{len(claimed)} 条告警（{show(now)}）"
+        title = f"【{name}】{len(claimed)} {unit}（{show(now)}）"
         body = "\n".join([*lines, "", "逐条详情：monitor alerts list；处置：monitor incidents list"])
         ok, error = self.channels.send(target, title, body)
         self._recorded([r.id for r in claimed], ok, error, title, state_ok="digest")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, lazyload
 
 from monitor.alerts.channels import Channels
@@ -525,7 +525,21 @@ class Incidents:
         clocks = self.clock_states(incident)
         title, body, markdown = render_all("opened", self.view(incident), clocks, now, templates=self.templates)
         alert = Alert(f"{incident.id}:opened", incident.id, None, "opened", first, self.recipients(first, incident, now), now, title, body, markdown)
-        fire(session, alert, now, self.alerting.channels, self.alerting.disposition)
+        fire(session, alert, now, self.alerting.channels, self.alerting.disposition, fold_until=self._over_budget(session, incident, now))
+
+    def _over_budget(self, session: Session, incident: Incident, now: datetime) -> datetime | None:
+        """When a rule opened more than [alerts] new_incidents_per_hour incidents in the last
+        hour, the next full hour (its alert then goes in a digest); else None."""
+        budget = self.cfg.alerts.new_incidents_per_hour
+        if not budget or incident.severity == "特别重大":
+            return None
+        recent = session.scalar(
+            select(func.count()).select_from(Incident)
+            .where(Incident.rule == incident.rule, Incident.opened_at > to_db(now - timedelta(hours=1)))
+        )
+        if recent <= budget:
+            return None
+        return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
 
     def _reschedule(self, incident: Incident, now: datetime) -> None:
         """After a tick: the next step strictly after now (everything due was just fired)."""

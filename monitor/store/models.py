@@ -104,6 +104,7 @@ class Incident(Base):
         # that is not closed (state != 'closed' cannot use an index column).
         Index("ix_incidents_rule_last_post", "rule", "last_post_at"),
         Index("ix_incidents_next_step", "next_step_at"),
+        Index("ix_incidents_rule_opened", "rule", "opened_at"),  # the alert budget counts a rule's new ones
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -192,6 +193,8 @@ class Notification(Base):
     title: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     body_md: Mapped[str | None] = mapped_column(Text)  # markdown, for DingTalk, WeCom, Feishu
+    # Over the alert budget ([alerts] new_incidents_per_hour): delivered then, inside a digest.
+    held_until: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Outbox(Base):
