@@ -33,7 +33,13 @@ class App:
 
 
 def _term(t) -> Term | str:
-    return t if isinstance(t, str) else Term(t.term, t.boundary, tuple(t.aliases))
+    if isinstance(t, str):
+        return t
+    return Term(t.term, t.boundary, tuple(t.aliases), tuple(t.near), t.within, t.weight, t.gaps)
+
+
+def _min_count(value):
+    return value if isinstance(value, int) else {f: n for f, n in (("title", value.title), ("body", value.body)) if n}
 
 
 def rule_specs(rules: list[WatchRule]) -> list[RuleSpec]:
@@ -42,8 +48,8 @@ def rule_specs(rules: list[WatchRule]) -> list[RuleSpec]:
             r.name, tuple(map(_term, r.terms)), r.severity, r.category, r.department,
             all=tuple(tuple(map(_term, g)) for g in r.all), none=tuple(map(_term, r.none)),
             none_phrases=tuple(r.none_phrases), near=tuple((n.a, n.b, n.within) for n in r.near),
-            boundary=r.boundary, min_count=r.min_count, fields=tuple(r.fields), lead_chars=r.lead_chars,
-            region=r.region, tags=tuple(r.tags),
+            boundary=r.boundary, min_count=_min_count(r.min_count), fields=tuple(r.fields), lead_chars=r.lead_chars,
+            region=r.region, tags=tuple(r.tags), score=r.score, group=r.group, gaps=r.gaps,
         )
         for r in rules
     ]

@@ -13,7 +13,7 @@ import re
 import tomllib
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -504,11 +504,30 @@ Boundary = Literal["word", "token", "none"]
 
 
 class TermEntry(_Model):
-    """A term written as an inline table: its aliases and its own boundary."""
+    """A term written as an inline table: its aliases, its own boundary, and conditions of
+    its own: it counts only near given words, it weighs more than others, it tolerates
+    separators between its characters (拆 迁, 拆-迁, 拆😡迁)."""
 
     term: str = Field(min_length=1)
     aliases: list[str] = []
     boundary: Boundary | None = None
+    near: list[str] = []  # the occurrence counts only with one of these within `within` characters
+    within: int = Field(20, ge=0)
+    weight: float = Field(1.0, gt=0)  # what one occurrence adds to the rule's score
+    gaps: bool | None = None  # None: the rule's
+
+
+class FieldCounts(_Model):
+    """min_count per field: the rule holds when any field reaches its count."""
+
+    title: int | None = Field(None, ge=1)
+    body: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _some(self) -> "FieldCounts":
+        if self.title is None and self.body is None:
+            raise ValueError("min_count 表至少要写 title 或 body")
+        return self
 
 
 TermLike = str | TermEntry
@@ -541,7 +560,10 @@ class WatchRule(_Model):
     none_phrases: list[str] = []  # vetoes a term occurrence inside it
     near: list[NearSpec] = []
     boundary: Boundary = "word"
-    min_count: int = Field(1, ge=1)
+    min_count: Annotated[int, Field(ge=1)] | FieldCounts = 1  # or { title = 1, body = 2 }: one in the title, or two in the body
+    score: float | None = Field(None, gt=0)  # when set: the occurrences' weights must add up to this
+    group: str = ""  # rules of one group: a post goes to the first of them (in file order) that matches
+    gaps: bool = False  # separators, spaces, emoji and invisible characters between a term's characters are tolerated
     fields: list[Literal["title", "body"]] = Field(["title", "body"], min_length=1)
     lead_chars: int | None = Field(None, ge=1)  # only the title and the body's first N characters count
     region: str = ""

@@ -12,6 +12,7 @@ from monitor.app import rule_specs
 from monitor.clock import SystemClock, parse_duration, show, to_db
 from monitor.config import ConfigError, expand_rule_paths, load, load_rules
 from monitor.matching.matcher import Matcher
+from monitor.matching.normalize import normalize
 
 FIELD_NAMES = {"title": "标题", "body": "正文"}
 
@@ -65,6 +66,20 @@ def check(args) -> int:
                 words.append((t, rule.boundary))
             else:
                 words.extend((w, t.boundary or rule.boundary) for w in (t.term, *t.aliases))
+        keys: dict[str, str] = {}
+        for t in rule.terms:
+            term = t if isinstance(t, str) else t.term
+            for alias in ([] if isinstance(t, str) else t.aliases):
+                if normalize(alias) == normalize(term):
+                    warnings.append(f"「{rule.name}」中别名「{alias}」与词条「{term}」归一后相同（繁简、全半角或异体字已自动统一）："
+                                    f"不必再写，写了也只算一次命中")
+        for t in rule.terms:
+            term = t if isinstance(t, str) else t.term
+            key = normalize(term)
+            if key in keys:
+                same = "" if keys[key] == term else f"（与「{keys[key]}」归一后相同）"
+                warnings.append(f"「{rule.name}」的 terms 中「{term}」重复出现{same}")
+            keys.setdefault(key, term)
         for word, boundary in words:
             if boundary != "none":
                 parts = [p for p in matcher.segmentation(word) if p.strip("·- ")]
@@ -75,12 +90,78 @@ def check(args) -> int:
                 warnings.append(f"「{rule.name}」的单字词「{word}」会在很多词中出现：建议 boundary = \"token\" 或配合 all/near")
             if seen.setdefault(word, rule.name) != rule.name:
                 warnings.append(f"「{word}」同时出现在规则「{seen[word]}」和「{rule.name}」中")
+    texts = _sample_texts(args)
+    if texts:
+        warnings += _cut_in_context(matcher, rules, texts)
     print(f"规则有效：{len(rules)} 条，来自 {len(paths)} 个文件")
     for path in paths:
         print(f"  {path}")
-    for w in warnings:
+    if texts:
+        print(f"  已用 {len(texts)} 条真实文本检查 jieba 是否会切开关键词")
+    for w in dict.fromkeys(warnings):
         print(f"  提示：{w}")
     return 0
+
+
+def _sample_texts(args) -> list[tuple[str, str]]:
+    """(title, body) pairs: lines (or JSON lines with title/body) of --sample, and stored posts
+    of the last --since."""
+    import json
+
+    out: list[tuple[str, str]] = []
+    if getattr(args, "sample", None):
+        for line in Path(args.sample).read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                item = json.loads(line)
+                if isinstance(item, dict):
+                    out.append((str(item.get("title") or ""), str(item.get("body") or item.get("text") or "")))
+                    continue
+            except ValueError:
+                pass
+            out.append(("", line))
+    if getattr(args, "since", None):
+        from datetime import timedelta
+
+        from sqlalchemy import select
+
+        from monitor.clock import SystemClock, to_db
+        from monitor.store import db
+        from monitor.store.models import Post
+
+        cfg = load(args.config)
+        engine = db.make_engine(getattr(args, "database", None) or cfg.database_url(), cfg.main.database.busy_timeout.total_seconds())
+        since = SystemClock().now() - parse_duration(args.since)
+        with db.session_factory(engine)() as session:
+            out += [(t or "", b or "") for t, b in session.execute(
+                select(Post.title, Post.body).where(Post.fetched_at >= to_db(since)).order_by(Post.id.desc()).limit(20000))]
+        engine.dispose()
+    return out
+
+
+def _cut_in_context(matcher: Matcher, rules, texts) -> list[str]:
+    """Terms that occur in real text but that jieba cuts across there (群租 in 群租房): under
+    the word boundary those occurrences never count."""
+    seen: dict[tuple[str, str], list[int]] = {}
+    examples: dict[tuple[str, str], str] = {}
+    for title, body in texts:
+        for v in matcher.evaluate(title, body, every_rule=True):
+            for h in dict.fromkeys(v.hits):
+                seen.setdefault((v.rule.name, h.term), [0, 0])[0] += 1
+            for h in dict.fromkeys(v.rejected):
+                if h.reason in ("跨词", "非完整词"):
+                    key = (v.rule.name, h.term)
+                    seen.setdefault(key, [0, 0])[1] += 1
+                    text = title if h.field == "title" else body
+                    examples.setdefault(key, text[max(0, h.start - 4):h.end + 4])
+    out = []
+    for (rule, term), (kept, cut) in seen.items():
+        if cut:
+            out.append(f"「{rule}」的「{term}」在样本中有 {cut} 处被 jieba 切开而不算（如「{examples[(rule, term)]}」），"
+                       f"成立 {kept} 处：可改用 boundary = \"none\"，或把切开处的整词加为别名")
+    return out
 
 
 def dry_run(args) -> int:

@@ -17,6 +17,13 @@ Rule keys (see config.WatchRule):
   fields        title, body
   lead_chars    only the title and the first N characters of the body count: a complaint says
                 what it is about first; a long petition that lists it as item 6 is about something else
+  score         the occurrences' weights (a term's `weight`, default 1) must add up to this
+  min_count     also per field: {title = 1, body = 2} holds when either field reaches its count
+  group         rules of one group: a post goes to the first of them (file order) that matches
+  gaps          separators, spaces, emoji and invisible characters may stand between a term's
+                characters (拆 迁, 拆-迁, 拆😡迁); per rule or per term
+A term may carry conditions of its own: `near` words within `within` characters (质量 counts
+only near 商品/产品), a `weight`, `gaps`.
 
 Bounded cost: each field is matched up to `max_chars` characters ([matching] max_chars; the
 cut is said in the verdict's checks), and every step is linear in the text and its
@@ -26,6 +33,7 @@ occurrences, so one hostile post cannot hold the pipeline.
 from __future__ import annotations
 
 import re
+import unicodedata
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +55,10 @@ class Term:
     text: str  # the watchword as written
     boundary: str | None = None  # None: the rule's
     aliases: tuple[str, ...] = ()
+    near: tuple[str, ...] = ()  # counts only with one of these within `within` characters
+    within: int = 20
+    weight: float = 1.0
+    gaps: bool | None = None  # None: the rule's
 
 
 @dataclass(frozen=True)
@@ -61,11 +73,14 @@ class RuleSpec:
     none_phrases: tuple = ()
     near: tuple = ()  # (a, b, within)
     boundary: str = "word"
-    min_count: int = 1
+    min_count: int | dict = 1  # or {"title": 1, "body": 2}
     fields: tuple = FIELDS
     lead_chars: int | None = None
     region: str = ""
     tags: tuple = ()
+    score: float | None = None
+    group: str = ""
+    gaps: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,6 +144,10 @@ class _Ref:
     shown: str  # the term it stands for
     written: str  # as written (alias or term)
     boundary: str
+    near: tuple = ()  # _Refs: one of them must stand within `within` characters
+    within: int = 0
+    weight: float = 1.0
+    gaps: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,13 +161,22 @@ class _Compiled:
     trigger_of: dict  # searched string -> its trigger refs: a rule of 100 terms looks up only what occurred
 
 
-def _refs(items, default: str) -> list[_Ref]:
+def _refs(items, default: str, gaps: bool = False) -> list[_Ref]:
     refs = []
+    keys = set()
     for item in items:
         term = item if isinstance(item, Term) else Term(str(item))
         boundary = term.boundary or default
+        near = tuple(_Ref(normalize(w), w, w, boundary) for w in term.near)
         for written in (term.text, *term.aliases):
-            refs.append(_Ref(normalize(written), term.text, written, boundary))
+            key = normalize(written)
+            if key in keys:
+                # An alias that folds to its term (擾民 → 扰民), or a term written twice: the
+                # same word, so one occurrence is one hit.
+                continue
+            keys.add(key)
+            refs.append(_Ref(key, term.text, written, boundary, near, term.within, term.weight,
+                             gaps if term.gaps is None else term.gaps))
     return refs
 
 
@@ -170,7 +198,7 @@ class Matcher:
         for rule in rules:
             c = _Compiled(
                 rule,
-                tuple(_refs(rule.terms, rule.boundary)),
+                tuple(_refs(rule.terms, rule.boundary, rule.gaps)),
                 tuple(tuple(_refs(group, rule.boundary)) for group in rule.all),
                 tuple(_refs(rule.none, rule.boundary)),
                 tuple(normalize(p) for p in rule.none_phrases),
@@ -180,7 +208,8 @@ class Matcher:
             for ref in c.triggers:
                 c.trigger_of.setdefault(ref.key, []).append(ref)
             self._compiled.append(c)
-            refs = [*c.triggers, *(r for g in c.groups for r in g), *c.excluded, *(r for n in c.near for side in n[:2] for r in side)]
+            refs = [*c.triggers, *(r for g in c.groups for r in g), *c.excluded, *(r for n in c.near for side in n[:2] for r in side),
+                    *(n for t in c.triggers for n in t.near)]
             for ref in refs:
                 word = self._words.setdefault(ref.key, _Word(ref.key, allowed_cuts=_allowed_cuts(ref.key)))
                 word.boundaries.add(ref.boundary)
@@ -205,6 +234,7 @@ class Matcher:
                 jieba_words.extend([w.key, *(p for p in re.split(r"[^\u4e00-\u9fd5a-zA-Z0-9+#&._%-]+", w.key) if len(p) > 1)])
         self.segmenter = Segmenter(jieba_words, cache_dir)
         self._order = {c.spec.name: i for i, c in enumerate(self._compiled)}
+        self._gap_keys = {ref.key for c in self._compiled for ref in c.triggers if ref.gaps and len(ref.key) > 1}
 
     # ---- scanning ------------------------------------------------------------------
 
@@ -235,13 +265,14 @@ class Matcher:
                     texts[f] = t[: self.max_chars]
         norm = {f: normalize_map(t) for f, t in texts.items()}
         found = {f: self._scan(norm[f][0]) for f in FIELDS}
+        gapped = {f: self._scan_gapped(norm[f][0], found[f]) for f in FIELDS} if self._gap_keys else None
         if every_rule:
             candidates = list(self._compiled)
         else:
             # Through the index from word to rules: cost follows what occurs, not the rule count.
             chosen: dict[int, _Compiled] = {}
             for f in FIELDS:
-                for key in found[f]:
+                for key in [*found[f], *(gapped[f] if gapped else ())]:
                     for c in self._triggers.get(key, ()):
                         if f in c.spec.fields:
                             chosen[id(c)] = c
@@ -250,9 +281,42 @@ class Matcher:
             return []
         cuts = _LazyCuts(self, norm, found)
         notes = tuple(f"{_FIELD_NAMES[f]}过长（{n} 字），只匹配了前 {self.max_chars} 字" for f, n in cut.items())
-        verdicts = [self._judge(c, texts, norm, found, cuts, notes) for c in candidates]
+        verdicts = [self._judge(c, texts, norm, found, cuts, notes, gapped) for c in candidates]
+        verdicts = self._first_of_group(verdicts)
         verdicts.sort(key=lambda v: (not v.matched, rank(v.rule.severity), self._order[v.rule.name]))
         return verdicts
+
+    def _first_of_group(self, verdicts: list[Verdict]) -> list[Verdict]:
+        """Within a group, the first rule (in file order) that matches takes the post."""
+        winner: dict[str, Verdict] = {}
+        for v in sorted((v for v in verdicts if v.matched and v.rule.group), key=lambda v: self._order[v.rule.name]):
+            winner.setdefault(v.rule.group, v)
+        out = []
+        for v in verdicts:
+            first = winner.get(v.rule.group) if v.matched and v.rule.group else None
+            if first is not None and first is not v:
+                v = Verdict(v.rule, False, v.hits, v.rejected,
+                            (*v.checks, f"同组「{v.rule.group}」中排在前面的规则「{first.rule.name}」已匹配：归入该规则"))
+            out.append(v)
+        return out
+
+    def _scan_gapped(self, text: str, plain: dict) -> dict[str, list[tuple[int, int]]]:
+        """Occurrences of `gaps` terms with separators between their characters, found in the
+        text with the separators taken out, as spans of the text: only those plain scanning
+        missed (the span is longer than the term)."""
+        kept = [i for i, ch in enumerate(text) if not _is_gap(ch)]
+        if len(kept) == len(text):
+            return {}
+        compact = "".join(text[i] for i in kept)
+        out: dict[str, list[tuple[int, int]]] = {}
+        for key, spans in self._scan(compact).items():
+            if key not in self._gap_keys:
+                continue
+            for start, end in spans:
+                span = (kept[start], kept[end - 1] + 1)
+                if span[1] - span[0] > len(key):
+                    out.setdefault(key, []).append(span)
+        return out
 
     def segmentation(self, text: str) -> list[str]:
         """How jieba (with the watchwords) cuts a text: for people checking rules."""
@@ -286,7 +350,7 @@ class Matcher:
                         out.append((ref, f, *span))
         return out
 
-    def _judge(self, c: _Compiled, texts, norm, found, cuts, cut_notes=()) -> Verdict:
+    def _judge(self, c: _Compiled, texts, norm, found, cuts, cut_notes=(), gapped=None) -> Verdict:
         rule = c.spec
         fields = [f for f in FIELDS if f in rule.fields]
         hits, rejected, checks = [], [], list(cut_notes)
@@ -301,22 +365,69 @@ class Matcher:
             return TermHit(ref.shown, o_start, o_end, f, texts[f][o_start:o_end], reason)
 
         phrases = {f: _Phrases([span for p in c.phrases for span in found[f].get(p, ())]) for f in fields}
+        # Title and body as one text for distances: offsets of the body follow the title.
+        offset = {"title": 0, "body": len(norm["title"][0])}
+        near_words: dict[tuple, list] = {}
+        weights: dict[tuple, float] = {}
+
+        def term_near(ref, f, start, end) -> str:
+            """'' when the term's own `near` condition holds (or it has none), else why not."""
+            if not ref.near:
+                return ""
+            if ref.near not in near_words:
+                near_words[ref.near] = sorted(
+                    (offset[g] + s, offset[g] + e) for r in ref.near for g in fields for s, e in found[g].get(r.key, ())
+                    if not self._valid(r, g, (s, e), cuts))
+            words = near_words[ref.near]
+            a, b = offset[f] + start, offset[f] + end
+            i = bisect_left(words, (a - ref.within - 100,))
+            for s2, e2 in words[i:]:
+                if s2 > b + ref.within:
+                    break
+                if max(0, s2 - b, a - e2) <= ref.within:
+                    return ""
+            return f"{ref.within} 字内没有「{'/'.join(r.written for r in ref.near)}」"
+
         for f in fields:
-            for key, spans in found[f].items():
-                for ref in c.trigger_of.get(key, ()):
-                    for start, end in spans:
-                        reason = self._valid(ref, f, (start, end), cuts)
-                        if not reason:
-                            veto = _vetoed(phrases[f], (start, end))
-                            if veto:
-                                phrase = norm[f][0][veto[0]:veto[1]]
-                                reason = f"在排除短语「{phrase}」中"
-                        (rejected if reason else hits).append(hit(ref, f, start, end, reason))
+            sources = [(found[f], False)] + ([(gapped[f], True)] if gapped else [])
+            for table, with_gaps in sources:
+                for key, spans in table.items():
+                    for ref in c.trigger_of.get(key, ()):
+                        if with_gaps and not ref.gaps:
+                            continue
+                        for start, end in spans:
+                            # a term spread by separators is no jieba word: its boundary is not asked
+                            reason = "" if with_gaps else self._valid(ref, f, (start, end), cuts)
+                            if not reason:
+                                veto = _vetoed(phrases[f], (start, end))
+                                if veto:
+                                    phrase = norm[f][0][veto[0]:veto[1]]
+                                    reason = f"在排除短语「{phrase}」中"
+                            if not reason:
+                                reason = term_near(ref, f, start, end)
+                            h = hit(ref, f, start, end, reason)
+                            (rejected if reason else hits).append(h)
+                            if not reason:
+                                weights[(h.field, h.start, h.end, h.term)] = ref.weight
         hits.sort(key=lambda h: (FIELDS.index(h.field), h.start))
         if not hits:
             checks.append("关键词未出现" if not rejected else "关键词出现但都不成立")
             return Verdict(rule, False, (), tuple(rejected), tuple(checks))
-        if len(hits) < rule.min_count:
+        if rule.score is not None:
+            total = sum(weights.get((h.field, h.start, h.end, h.term), 1.0) for h in hits)
+            if total < rule.score:
+                checks.append(f"关键词得分 {total:g}，低于 score = {rule.score:g}")
+                return Verdict(rule, False, tuple(hits), tuple(rejected), tuple(checks))
+            checks.append(f"关键词得分 {total:g}（≥ {rule.score:g}）")
+        elif isinstance(rule.min_count, dict):
+            counts = {f: sum(1 for h in hits if h.field == f) for f in FIELDS}
+            reached = [f for f, n in rule.min_count.items() if counts[f] >= n]
+            wanted = "或".join(f"{_FIELD_NAMES[f]} {n} 次" for f, n in rule.min_count.items())
+            if not reached:
+                checks.append(f"关键词成立：标题 {counts['title']} 次、正文 {counts['body']} 次，未达到 {wanted}")
+                return Verdict(rule, False, tuple(hits), tuple(rejected), tuple(checks))
+            checks.append(f"{_FIELD_NAMES[reached[0]]}中关键词成立 {counts[reached[0]]} 次（要求 {wanted}）")
+        elif len(hits) < rule.min_count:
             checks.append(f"关键词成立 {len(hits)} 次，少于 min_count = {rule.min_count}")
             return Verdict(rule, False, tuple(hits), tuple(rejected), tuple(checks))
 
@@ -337,9 +448,8 @@ class Matcher:
             else:
                 checks.append(f"缺少「{words}」之一：不匹配")
                 matched = False
-        # Distances run across the title into the body, as one text: a title naming the river and a
-        # body of "又黑又臭" are next to each other.
-        offset = {"title": 0, "body": len(norm["title"][0])}
+        # Distances run across the title into the body, as one text (offset above): a title naming
+        # the river and a body of "又黑又臭" are next to each other.
 
         def placed(refs):
             return [(r, offset[f] + start, offset[f] + end) for r, f, start, end in self._occurrences(refs, fields, found, cuts, phrases)]
@@ -358,6 +468,15 @@ class Matcher:
 
 
 _FIELD_NAMES = {"title": "标题", "body": "正文"}
+
+
+def _is_gap(ch: str) -> bool:
+    """What evasions put between a term's characters: white space, punctuation, symbols and
+    emoji, invisible and combining marks (variation selectors)."""
+    if ch.isspace():
+        return True
+    cat = unicodedata.category(ch)
+    return cat[0] in "PSZ" or cat in ("Cf", "Mn", "Me", "Sk")
 
 
 class _Phrases:

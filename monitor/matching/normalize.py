@@ -15,7 +15,15 @@ import unicodedata
 from functools import lru_cache
 
 # Compatibility forms in Chinese text; only 1:1 foldings, so the table keeps lengths.
-_NFKC_RANGES = ((0x2000, 0x2070), (0x3000, 0x3001), (0xF900, 0xFB00), (0xFF00, 0xFFF0))
+_NFKC_RANGES = ((0x2000, 0x2070), (0x2E80, 0x2FE0), (0x3000, 0x3001), (0xF900, 0xFB00), (0xFF00, 0xFFF0))
+# Variant and look-alike characters that t2s leaves alone, as they turn up in complaints to get
+# past keyword filters (釆石场 for 采石场); one character to one, so lengths keep.
+VARIANTS = {
+    "釆": "采", "叧": "另", "兲": "天", "亊": "事", "両": "两", "緫": "总", "揔": "总", "峯": "峰", "綫": "线",
+    "衆": "众", "裡": "里", "裏": "里", "啓": "启", "敎": "教", "姉": "姊", "冨": "富", "汚": "污", "浄": "净",
+    "圧": "压", "囯": "国", "囻": "国", "圀": "国", "閙": "闹", "鬧": "闹", "戸": "户", "卽": "即", "旣": "既",
+    "噁": "恶", "歳": "岁", "収": "收", "攷": "考", "沒": "没", "眞": "真", "黒": "黑",
+}
 _CJK_RANGES = ((0x3400, 0x4DC0), (0x4E00, 0xA000))
 INVISIBLE = "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u180e"
 _NEEDS_MAP = re.compile(f"[{INVISIBLE}]|\\s{{2,}}")
@@ -48,6 +56,9 @@ def _table() -> dict[int, str]:
         table[cp] = t2s.get(ord(folded), folded)
     for cp, simple in t2s.items():
         table.setdefault(cp, simple)
+    for variant, plain in VARIANTS.items():
+        if variant != plain:
+            table[ord(variant)] = t2s.get(ord(plain), plain)
     return table
 
 
