@@ -371,9 +371,7 @@ class Matcher:
         weights: dict[tuple, float] = {}
 
         def term_near(ref, f, start, end) -> str:
-            """'' when the term's own `near` condition holds (or it has none), else why not."""
-            if not ref.near:
-                return ""
+            """'' when the term's own `near` condition holds, else why not."""
             if ref.near not in near_words:
                 near_words[ref.near] = sorted(
                     (offset[g] + s, offset[g] + e) for r in ref.near for g in fields for s, e in found[g].get(r.key, ())
@@ -388,8 +386,9 @@ class Matcher:
                     return ""
             return f"{ref.within} 字内没有「{'/'.join(r.written for r in ref.near)}」"
 
+        scored = rule.score is not None
         for f in fields:
-            sources = [(found[f], False)] + ([(gapped[f], True)] if gapped else [])
+            sources = ((found[f], False), (gapped[f], True)) if gapped else ((found[f], False),)
             for table, with_gaps in sources:
                 for key, spans in table.items():
                     for ref in c.trigger_of.get(key, ()):
@@ -403,11 +402,11 @@ class Matcher:
                                 if veto:
                                     phrase = norm[f][0][veto[0]:veto[1]]
                                     reason = f"在排除短语「{phrase}」中"
-                            if not reason:
+                            if not reason and ref.near:
                                 reason = term_near(ref, f, start, end)
                             h = hit(ref, f, start, end, reason)
                             (rejected if reason else hits).append(h)
-                            if not reason:
+                            if scored and not reason:
                                 weights[(h.field, h.start, h.end, h.term)] = ref.weight
         hits.sort(key=lambda h: (FIELDS.index(h.field), h.start))
         if not hits:
