@@ -51,28 +51,31 @@ class Pipeline:
         while True:
             matcher = self.matcher  # one set of rules for the whole batch
             with self.sessions() as session:
-                loaded = session.scalars(
-                    select(Post).where(Post.processed_at.is_(None), Post.id > after).order_by(Post.id).limit(batch)
+                rows = session.execute(
+                    select(Post.id, Post.title, Post.body, Post.repost_of)
+                    .where(Post.processed_at.is_(None), Post.id > after).order_by(Post.id).limit(batch)
                 ).all()
-                session.expunge_all()  # kept loaded (expire_on_commit is off) for the write below
-            if not loaded:
+            if not rows:
                 return done
-            after = loaded[-1].id
-            verdicts, failed = {}, {}
-            for post in loaded:
+            after = rows[-1].id
+            verdicts, failed, involved = {}, {}, set()
+            for post_id, title, body, repost_of in rows:
                 try:
-                    verdicts[post.id] = matcher.match(post.title or "", post.body or "")
+                    verdicts[post_id] = matcher.match(title or "", body or "")
                 except Exception as e:  # a matcher bug on one post: that post's attempt, not the batch's
-                    failed[post.id] = e
+                    failed[post_id] = e
+                    continue
+                if verdicts[post_id] or repost_of:
+                    involved.add(post_id)  # most posts match nothing and need only their processed mark
             try:
                 with self._lock, self.sessions.begin() as session:
                     _exclusive(session)
                     # Another instance, or a retry from the CLI, may have done some meanwhile.
                     still = set(session.scalars(
                         select(Post.id).where(Post.id.in_(list(verdicts)), Post.processed_at.is_(None))))
-                    posts = [session.merge(p, load=False) for p in loaded if p.id in still]
-                    self._process(session, posts, verdicts)
-                done += len(posts)
+                    posts = session.scalars(select(Post).where(Post.id.in_(involved & still)).order_by(Post.id)).all() if involved else []
+                    self._process(session, posts, verdicts, still)
+                done += len(still)
             except Exception as e:
                 if is_transient(e):
                     raise
@@ -89,7 +92,7 @@ class Pipeline:
                 post = session.get(Post, post_id)
                 if post.processed_at is not None:
                     return 0
-                self._process(session, [post], {post_id: verdicts})
+                self._process(session, [post], {post_id: verdicts}, {post_id})
                 return 1
         except Exception as e:
             if is_transient(e):
@@ -111,7 +114,8 @@ class Pipeline:
             else:
                 log.warning("帖文 %d 处理失败（第 %d 次，稍后重试）：%s", post_id, post.process_attempts, reason)
 
-    def _process(self, session: Session, posts: list[Post], verdicts: dict) -> None:
+    def _process(self, session: Session, posts: list[Post], verdicts: dict, done_ids: set[int]) -> None:
+        """Assign the posts that matched (or repost another); mark every one of done_ids processed."""
         now = self.clock.now()
         matches = []
         for post in posts:
@@ -134,7 +138,7 @@ class Pipeline:
         if matches:
             session.execute(insert(MatchRow), matches)
         session.execute(
-            update(Post).where(Post.id.in_([p.id for p in posts])).values(processed_at=to_db(now)),
+            update(Post).where(Post.id.in_(list(done_ids))).values(processed_at=to_db(now)),
             execution_options={"synchronize_session": False},
         )
 

@@ -132,7 +132,7 @@ def _db_fault_run(tmp_path, server, receiver, fault, extra=""):
     server.routes["/f"] = Route(rss([fresh("开发区化工厂爆炸", "a")]))
     state = tmp_path / "cfg"
     cfg = write_config(state, receiver_url=receiver.url("/hook"), sources=[("官网", server.url("/f"))],
-                       extra='[database]\nbusy_timeout = "0.5s"\n' + extra)
+                       extra='[database]\nbusy_timeout = "0.5s"\nalert_after = "3s"\n' + extra)
     text_ = cfg.read_text().replace('interval = "1m"', 'interval = "1s"')
     cfg.write_text(text_)
     proc = spawn(cfg)
@@ -146,12 +146,15 @@ def _db_fault_run(tmp_path, server, receiver, fault, extra=""):
         wait_for(lambda: rows(db, "SELECT count(*) FROM posts WHERE processed_at IS NOT NULL") == [(2,)], timeout=40,
                  what="both posts processed after the fault")
         wait_for(lambda: any("发黑发臭" in t for t in said(receiver)), timeout=30, what="the second alert")
+        # The outage outlasted alert_after: ops hear of it once, now that it can be recorded.
+        wait_for(lambda: any(t.startswith("【数据库异常】") for t in said(receiver)), timeout=30, what="the ops alert")
         code, err = stop(proc)
     finally:
         proc.kill()
     assert code == 0
     sent = said(receiver)
     assert len(sent) == len(set(sent)), sent  # nothing sent twice
+    assert sum(t.startswith("【数据库异常】") for t in sent) == 1
     assert rows(db, "SELECT consecutive_failures, last_error FROM sources") == [(0, None)]  # not the source's fault
     assert rows(db, "SELECT count(*) FROM posts WHERE process_error IS NOT NULL") == [(0,)]
     assert err.count("数据库暂时无法使用") == 1 and err.count("数据库已恢复") == 1, err
