@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -29,7 +28,6 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +39,7 @@ from monitor.config import load  # noqa: E402
 from monitor.sources import RawPost  # noqa: E402
 from monitor.store.posts import source_row, store_posts  # noqa: E402
 from tests.conftest import Route, Server, rss, utc, write_config  # noqa: E402
-from tests.hostile import DripServer, SilentServer, loopback  # noqa: E402
+from tests.hostile import DripServer, FullDisk, LockedDatabase, SilentServer, loopback  # noqa: E402
 
 CANARY_INTERVAL = 10
 WORD = "爆炸"  # a watchword of the test rules; 6 bytes in UTF-8
@@ -190,39 +188,6 @@ def fault_run(tmp: Path, name: str, fault_seconds: float, fault) -> tuple[int, i
         receiver.close()
 
 
-class Lock:
-    def __init__(self, db: Path):
-        self.db = db
-
-    def __enter__(self):
-        self.conn = sqlite3.connect(self.db, timeout=10, isolation_level=None)
-        self.conn.execute("BEGIN EXCLUSIVE")
-
-    def __exit__(self, *exc):
-        self.conn.execute("ROLLBACK")
-        self.conn.close()
-
-
-class FullDisk:
-    def __init__(self, db: Path):
-        self.filler = db.parent / "filler"
-
-    def __enter__(self):
-        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT)
-        try:
-            for size in (1 << 20, 4096, 1):
-                try:
-                    while True:
-                        os.write(fd, b"\0" * size)
-                except OSError:
-                    pass
-        finally:
-            os.close(fd)
-
-    def __exit__(self, *exc):
-        self.filler.unlink()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fault-seconds", type=float, default=60)
@@ -238,7 +203,7 @@ def main() -> None:
         print(json.dumps(figures, ensure_ascii=False), file=sys.stderr)
         figures.update(canary(tmp))
         if not args.skip_faults:
-            figures["locked_lost"], figures["locked_dup"] = fault_run(tmp, "locked", args.fault_seconds, Lock)
+            figures["locked_lost"], figures["locked_dup"] = fault_run(tmp, "locked", args.fault_seconds, LockedDatabase)
             mount = tmp / "full"
             mount.mkdir()
             if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True).returncode == 0:

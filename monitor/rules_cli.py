@@ -123,8 +123,6 @@ def _sample_texts(args) -> list[tuple[str, str]]:
                 pass
             out.append(("", line))
     if getattr(args, "since", None):
-        from datetime import timedelta
-
         from sqlalchemy import select
 
         from monitor.clock import SystemClock, to_db

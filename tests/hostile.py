@@ -1,4 +1,5 @@
-"""Hostile HTTP servers on loopback, for tests and bench/isolation.py: real sockets, no mocks.
+"""Hostile HTTP servers on loopback, and database faults, for tests and bench/isolation.py:
+real sockets, a real SQLite lock, a really full disk; no mocks.
 
 Each can listen on its own loopback address (127.0.0.N), as separate sites would: the
 monitor's politeness is per host, and these stand for other people's broken servers.
@@ -6,9 +7,12 @@ monitor's politeness is per host, and these stand for other people's broken serv
 
 from __future__ import annotations
 
+import os
 import socket
+import sqlite3
 import threading
 import time
+from pathlib import Path
 
 
 class _Listener:
@@ -97,3 +101,43 @@ class SilentServer(_Listener):
 def loopback(n: int) -> str:
     """The n-th extra loopback address (127.0.1.n): one per hostile site."""
     return f"127.0.1.{n}"
+
+
+class LockedDatabase:
+    """Another connection holding SQLite's write lock, as a backup tool or a stuck CLI would."""
+
+    def __init__(self, db: Path):
+        self.db = db
+
+    def __enter__(self):
+        self.conn = sqlite3.connect(self.db, timeout=10, isolation_level=None)
+        self.conn.execute("BEGIN EXCLUSIVE")
+        return self
+
+    def __exit__(self, *exc):
+        self.conn.execute("ROLLBACK")
+        self.conn.close()
+
+
+class FullDisk:
+    """The database's file system filled to the last byte for the duration (use it on a small
+    tmpfs: `mount -t tmpfs -o size=64m tmpfs DIR`, which needs root)."""
+
+    def __init__(self, db: Path):
+        self.filler = db.parent / "filler"
+
+    def __enter__(self):
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT)
+        try:
+            for size in (1 << 20, 4096, 1):  # to the last byte
+                try:
+                    while True:
+                        os.write(fd, b"\0" * size)
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
+        return self
+
+    def __exit__(self, *exc):
+        self.filler.unlink()

@@ -3,11 +3,9 @@ posts, a real SQLite file locked by another connection."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import subprocess
 import sys
-import threading
 from datetime import timedelta
 
 import pytest

@@ -4,9 +4,7 @@ or sent twice."""
 
 from __future__ import annotations
 
-import os
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
@@ -18,10 +16,9 @@ from sqlalchemy import create_engine, text
 
 from monitor.clock import SystemClock
 from monitor.matching.matcher import Matcher, RuleSpec
-from monitor.pipeline import Pipeline
 
 from .conftest import Route, rss, write_config
-from .hostile import DripServer, SilentServer, loopback
+from .hostile import DripServer, FullDisk, LockedDatabase, SilentServer, loopback
 from .test_daemon import spawn, wait_for
 
 
@@ -162,44 +159,9 @@ def _db_fault_run(tmp_path, server, receiver, fault, extra=""):
     return err
 
 
-class _Lock:
-    def __init__(self, db: Path):
-        self.db = db
-
-    def __enter__(self):
-        self.conn = sqlite3.connect(self.db, timeout=5, isolation_level=None)
-        self.conn.execute("BEGIN EXCLUSIVE")
-
-    def __exit__(self, *exc):
-        self.conn.execute("ROLLBACK")
-        self.conn.close()
-
-
 def test_a_locked_database_during_a_run_loses_nothing_and_sends_nothing_twice(tmp_path, server, receiver):
-    err = _db_fault_run(tmp_path, server, receiver, _Lock)
+    err = _db_fault_run(tmp_path, server, receiver, LockedDatabase)
     assert "数据库被锁定" in err
-
-
-class _FullDisk:
-    """The state directory on a small tmpfs, filled to the last byte for the duration."""
-
-    def __init__(self, db: Path):
-        self.filler = db.parent / "filler"
-
-    def __enter__(self):
-        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT)
-        try:
-            for size in (1 << 20, 4096, 1):  # to the last byte
-                try:
-                    while True:
-                        os.write(fd, b"\0" * size)
-                except OSError:
-                    pass
-        finally:
-            os.close(fd)
-
-    def __exit__(self, *exc):
-        self.filler.unlink()
 
 
 @pytest.fixture
@@ -214,5 +176,5 @@ def small_disk(tmp_path):
 
 
 def test_a_full_disk_during_a_run_loses_nothing_and_sends_nothing_twice(tmp_path, small_disk, server, receiver):
-    err = _db_fault_run(tmp_path, server, receiver, _FullDisk)
+    err = _db_fault_run(tmp_path, server, receiver, FullDisk)
     assert "磁盘已满" in err or "磁盘读写错误" in err

@@ -395,25 +395,21 @@ class Incidents:
         incident.last_post_at = max(to_db(clock_start(from_db(p.published_at), from_db(p.fetched_at))) for p in remaining)
         start = clock_start(from_db(first.published_at), from_db(first.fetched_at))
         if to_db(start) != incident.started_at:
-            before = from_db(incident.started_at)
-            incident.started_at = to_db(start)
-            plans = {p.name: p for p in self._plan(incident, incident.severity, start)}
-            for clock in incident.clocks:
-                if clock.active and clock.met_at is None and clock.name in plans:
-                    clock.started_at, clock.due_at = to_db(start), to_db(plans[clock.name].due_at)
-            self._event(session, incident, now, actor, "start_moved", post=first.id, before=before.isoformat(), after=start.isoformat())
+            self._move_start(session, incident, start, now, first, actor)
         self._changed(incident, now)
 
-    def _move_start(self, session: Session, incident: Incident, seen_at: datetime, now: datetime, post: Post | None) -> None:
-        """A post found later but published earlier: the clocks count from the first report."""
+    def _move_start(self, session: Session, incident: Incident, start: datetime, now: datetime, post: Post | None,
+                    actor: str = SYSTEM) -> None:
+        """The incident now starts at `start` (a post found later but published earlier, or its
+        first post split out): clocks not yet answered count from there."""
         before = from_db(incident.started_at)
-        incident.started_at = to_db(seen_at)
-        plans = {p.name: p for p in self._plan(incident, incident.severity, seen_at)}
+        incident.started_at = to_db(start)
+        plans = {p.name: p for p in self._plan(incident, incident.severity, start)}
         for clock in incident.clocks:
             if clock.active and clock.met_at is None and clock.name in plans:
-                clock.started_at, clock.due_at = to_db(seen_at), to_db(plans[clock.name].due_at)
-        self._event(session, incident, now, SYSTEM, "start_moved", post=post.id if post is not None else None,
-                    before=before.isoformat(), after=seen_at.isoformat())
+                clock.started_at, clock.due_at = to_db(start), to_db(plans[clock.name].due_at)
+        self._event(session, incident, now, actor, "start_moved", post=post.id if post is not None else None,
+                    before=before.isoformat(), after=start.isoformat())
         self._changed(incident, now)
 
     def _notice_actions(self, session: Session) -> None:
