@@ -654,7 +654,7 @@ def resolve_database_url(cfg: Config) -> str:
         relative = url[len("sqlite:///"):]
         if relative and not relative.startswith(":"):
             url = f"sqlite:///{cfg.resolve(relative)}"
-    secrets.register_url(url)
+    secrets.register_url(url, user_is_secret=False)
     return url
 
 

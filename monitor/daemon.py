@@ -25,7 +25,6 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-import sdnotify
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -40,6 +39,7 @@ from monitor.sources.engine import PollEngine
 from monitor.sources.poll import Poller, PollResult
 from monitor.store.db import safe_url
 from monitor.store.faults import DbHealth, is_transient
+from monitor.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Daemon:
         self.stop_event = threading.Event()
         self.reload_requested = threading.Event()
         self.wake_processing = threading.Event()
-        self.notifier = sdnotify.SystemdNotifier()
+        self.notifier = Notifier()
         self.last_tick = time.monotonic()
         self.last_handoff_check = self.clock.now()
         self.db = DbHealth(self.clock, cfg.main.database.alert_after)

@@ -24,14 +24,18 @@ def register(value: str | None) -> None:
             _values.add(value)
 
 
-def register_url(url: str) -> None:
-    """Register the password (and other credential parts) of a URL."""
+def register_url(url: str, user_is_secret: bool = True) -> None:
+    """Register the password (and other credential parts) of a URL.
+
+    A bare user name stands for a token in many alert URLs (dingtalk://TOKEN@…), but in a
+    database URL it is just a user: masking `postgres` would also mask the word in
+    `postgresql+psycopg://` and everywhere else. Database URLs pass user_is_secret=False."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return
     register(parts.password)
-    if parts.username and parts.password is None and "@" in (parts.netloc or ""):
+    if user_is_secret and parts.username and parts.password is None and "@" in (parts.netloc or ""):
         register(parts.username)  # token-as-username forms
 
 

@@ -73,6 +73,8 @@ def test_systemd_ready_watchdog_and_clean_stop(tmp_path, server, receiver):
         while not any("WATCHDOG=1" in m for m in messages):
             messages.append(sock.recv(4096).decode())
         assert messages[0].startswith("READY=1") or "READY=1" in messages
+        # STATUS= in UTF-8, Chinese and all (sdnotify alone sent Latin-1 and dropped it)
+        assert any(m.startswith("STATUS=运行中：1 个来源") for m in messages), messages
         wait_for(lambda: receiver.titles(), what="the opening alert")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0

@@ -27,7 +27,7 @@ def safe_url(url: str) -> str:
 def make_engine(url: str, busy_timeout: float = 30.0) -> Engine:
     """busy_timeout: seconds a SQLite statement waits for another writer before it fails
     with "database is locked" (a transient fault: the work is retried, never lost)."""
-    secrets.register_url(url)
+    secrets.register_url(url, user_is_secret=False)
     parsed = make_url(url)
     kwargs: dict = {}
     if parsed.get_backend_name() == "sqlite":
