@@ -196,9 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         from sqlalchemy.exc import OperationalError
 
         if isinstance(e, OperationalError):
-            # The driver's message names host and reason; the URL's password is redacted.
-            reason = secrets.redact(str(e.orig) if e.orig is not None else str(e)).strip().splitlines()[0]
-            print(f"无法连接或访问数据库：{reason}", file=sys.stderr)
+            from monitor.store.faults import detail
+
+            print(f"无法连接或访问数据库：{detail(e)}", file=sys.stderr)
             return 1
         raise
 

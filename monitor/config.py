@@ -464,6 +464,11 @@ class MainConfig(_Model):
     templates: dict[Literal["opened", "reminder", "escalation", "unacked"], TemplateTexts] = {}
     demo: DemoConfig | None = None
 
+    @property
+    def ops_tags(self) -> tuple[str, ...]:
+        """Who hears about the system itself (sources, channels, the database)."""
+        return tuple(self.health.tags or self.tier[0].tags)
+
     def template_overrides(self) -> dict[str, dict[str, str]]:
         return {kind: {k: v for k, v in t.model_dump().items() if v is not None} for kind, t in self.templates.items()}
 

@@ -81,8 +81,7 @@ class Daemon:
         self.client = make_client(main.http, connections=PollEngine.capacity_for(workers))
         self.poller = Poller(app.sessions, self.client, main.http, self.clock, random.Random())
         self.poller.register(main.source)
-        self.ops_tags = tuple(main.health.tags or main.tier[0].tags)
-        self.delivery = Delivery(app.sessions, app.channels, self.clock, main.alerts, ops_tags=self.ops_tags)
+        self.delivery = Delivery(app.sessions, app.channels, self.clock, main.alerts, ops_tags=main.ops_tags)
         caught_up = app.pipeline.process_pending()
         app.pipeline.record_replies()
         fired = app.pipeline.tick()
@@ -161,7 +160,7 @@ class Daemon:
             title = f"【数据库异常】数据库曾中断 {show_delta(outage.until - outage.since)}，现已恢复"
             body = (f"中断：{show(outage.since)} 至 {show(outage.until)}（北京时间）\n原因：{outage.reason}\n"
                     "期间的帖文、事件与告警均已推迟处理，无数据丢失。请检查磁盘空间与数据库服务。")
-            alert = Alert(f"database:outage:{outage.since.isoformat()}", None, None, "database_outage", 0, self.ops_tags,
+            alert = Alert(f"database:outage:{outage.since.isoformat()}", None, None, "database_outage", 0, self.cfg.main.ops_tags,
                           self.clock.now(), title, body)
             try:
                 with self.app.sessions.begin() as session:
@@ -175,7 +174,7 @@ class Daemon:
     # ---- jobs ----------------------------------------------------------------------
 
     def _poll_done(self, result: PollResult) -> None:
-        if result.new_posts or result.status == "new":
+        if result.status == "new":  # new posts, or reply states that changed
             self.wake_processing.set()
 
     def _process_loop(self) -> None:

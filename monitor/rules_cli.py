@@ -126,17 +126,24 @@ def _sample_texts(args) -> list[tuple[str, str]]:
         from sqlalchemy import select
 
         from monitor.clock import SystemClock, to_db
-        from monitor.store import db
         from monitor.store.models import Post
 
-        cfg = load(args.config)
-        engine = db.make_engine(getattr(args, "database", None) or cfg.database_url(), cfg.main.database.busy_timeout.total_seconds())
+        engine, sessions = _store(args, load(args.config))
         since = SystemClock().now() - parse_duration(args.since)
-        with db.session_factory(engine)() as session:
+        with sessions() as session:
             out += [(t or "", b or "") for t, b in session.execute(
                 select(Post.title, Post.body).where(Post.fetched_at >= to_db(since)).order_by(Post.id.desc()).limit(20000))]
         engine.dispose()
     return out
+
+
+def _store(args, cfg):
+    """The configured store (or --database), migrated: (engine, sessions)."""
+    from monitor.store import db
+
+    engine = db.make_engine(getattr(args, "database", None) or cfg.database_url(), cfg.main.database.busy_timeout.total_seconds())
+    db.upgrade(engine)
+    return engine, db.session_factory(engine)
 
 
 def _cut_in_context(matcher: Matcher, rules, texts) -> list[str]:
@@ -163,7 +170,6 @@ def _cut_in_context(matcher: Matcher, rules, texts) -> list[str]:
 
 
 def dry_run(args) -> int:
-    from monitor.store import db
     from monitor.store.models import Match, Post
 
     cfg = load(args.config)
@@ -173,9 +179,7 @@ def dry_run(args) -> int:
         print(f"--since 无法识别：{e}", file=sys.stderr)
         return 2
     paths, rules = _rules(args) if args.rules else (cfg.rule_paths, cfg.rules)
-    engine = db.make_engine(args.database or cfg.database_url(), cfg.main.database.busy_timeout.total_seconds())
-    db.upgrade(engine)
-    sessions = db.session_factory(engine)
+    engine, sessions = _store(args, cfg)
     start = SystemClock().now() - since
     matcher = Matcher(rule_specs(rules))
     active: Counter = Counter()

@@ -127,14 +127,13 @@ class Delivery:
         self.sessions, self.channels, self.clock, self.cfg, self.ops_tags = sessions, channels, clock, cfg, ops_tags
         self.unrecorded: list[_Unrecorded] = []
 
-    def flush(self) -> bool:
-        """Record what waits to be recorded; False while the database still refuses."""
+    def flush(self) -> None:
+        """Record what waits to be recorded; raises while the database still refuses."""
         while self.unrecorded:
             item = self.unrecorded[0]
             _record(self.sessions, self.channels, self.clock, self.cfg, item.outbox_ids, item.ok, item.error,
-                    item.title, self.ops_tags, item.state_ok)  # raises while the database is down
+                    item.title, self.ops_tags, item.state_ok)
             self.unrecorded.pop(0)
-        return True
 
     def _recorded(self, ids: list[int], ok: bool, error: str | None, title: str, state_ok: str = "sent") -> None:
         try:

@@ -346,7 +346,7 @@ class Matcher:
         for ref in refs:
             for f in fields:
                 for span in found[f].get(ref.key, ()):
-                    if not self._valid(ref, f, span, cuts) and not (phrases and _vetoed(phrases[f], span)):
+                    if not self._valid(ref, f, span, cuts) and not (phrases and phrases[f].holding(span)):
                         out.append((ref, f, *span))
         return out
 
@@ -398,7 +398,7 @@ class Matcher:
                             # a term spread by separators is no jieba word: its boundary is not asked
                             reason = "" if with_gaps else self._valid(ref, f, (start, end), cuts)
                             if not reason:
-                                veto = _vetoed(phrases[f], (start, end))
+                                veto = phrases[f].holding((start, end))
                                 if veto:
                                     phrase = norm[f][0][veto[0]:veto[1]]
                                     reason = f"在排除短语「{phrase}」中"
@@ -487,21 +487,14 @@ class _Phrases:
         self.starts = [s for s, _e in self.spans]
         self.longest = max((e - s for s, e in self.spans), default=0)
 
-    def __bool__(self) -> bool:
-        return bool(self.spans)
-
     def holding(self, span: tuple[int, int]):
+        """The phrase that holds this occurrence (and is more than it), if any."""
         start, end = span
         lo = bisect_left(self.starts, start - self.longest)
         for p in self.spans[lo:bisect_right(self.starts, start)]:
             if end <= p[1] and p != (start, end):
                 return p
         return None
-
-
-def _vetoed(phrases: "_Phrases", span):
-    """The phrase that holds this occurrence (and is more than it), if any."""
-    return phrases.holding(span) if phrases else None
 
 
 def _closest(a_found, b_found):

@@ -68,7 +68,7 @@ def evaluate(s: SourceState, cfg: HealthConfig, source: SourceConfig, now: datet
 def check(session: Session, cfg: MainConfig, channels: Channels | None, now: datetime, dry_run: bool = False) -> list[Change]:
     """Look at every configured source once; alert on changes."""
     configured = {s.name: s for s in cfg.source if s.enabled}
-    tags = tuple(cfg.health.tags or cfg.tier[0].tags)
+    tags = cfg.ops_tags
     changes = []
     for row in session.scalars(select(Source).where(Source.name.in_(list(configured)))):
         source = configured[row.name]

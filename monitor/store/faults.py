@@ -42,13 +42,18 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in (28, 5)  # ENOSPC, EIO
 
 
+def detail(error: BaseException) -> str:
+    """The driver's own first line (it names host and reason), secrets redacted."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    return secrets.redact(text.splitlines()[0] if text else type(error).__name__)
+
+
 def describe(error: BaseException) -> str:
     """What a person should read: the kind in Chinese, the driver's words after."""
-    detail = str(getattr(error, "orig", None) or error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    detail = secrets.redact(detail)[:300]
-    lowered = detail.lower()
+    words = detail(error)[:300]
+    lowered = words.lower()
     kind = next((text for needle, text in _KINDS if needle in lowered), "数据库不可用（连接失败或服务器无响应）")
-    return f"{kind}：{detail}"
+    return f"{kind}：{words}"
 
 
 @dataclass(frozen=True)

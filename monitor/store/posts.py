@@ -88,8 +88,9 @@ def store_posts(session: Session, source_id: int, posts: list[RawPost], now: dat
     # A post told apart by its content (guid#hash) may have been stored under the bare guid
     # when it was alone: look the bare guids up too, and match them by content.
     bare = {key.split("#", 1)[0] for key in ids if "#" in key}
-    for i in range(0, len(ids) + len(bare), 500):
-        chunk = [*ids, *sorted(bare)][i : i + 500]
+    lookup = [*ids, *sorted(bare)]
+    for i in range(0, len(lookup), 500):
+        chunk = lookup[i : i + 500]
         for row in session.execute(
             select(Post.external_id, Post.id, Post.reply_status, Post.replied, Post.reply_text, Post.reply_at,
                    Post.title, Post.body, Post.published_at)
