@@ -331,14 +331,19 @@ class IncidentConfig(_Model):
     # "rule": a rule's posts within the window form one incident. "event": within a rule, a
     # post joins the incident it shares the most salient words with (places, organisations,
     # names, nouns; weighted by rarity) if that share of its words reaches cluster_threshold,
-    # else opens its own. Before that, a near-duplicate of a post (MinHash over jieba word
+    # else opens its own; a post naming only places, organisations or people the incident never
+    # named never joins it, and between equal shares the incident in full burst (posts in the
+    # last hour) wins. Before that, a near-duplicate of a post (MinHash over jieba word
     # pairs, estimated Jaccard >= near_duplicate; 0 turns it off) joins that post's incident.
     # A post that joins an incident whose clocks are all answered sends the duty tier a
     # 事件有新进展 alert ("alert"); "reopen" also starts those clocks again from that post.
     new_wave: Literal["alert", "reopen"] = "alert"
     clustering: Literal["rule", "event"] = "rule"
-    cluster_threshold: float = Field(0.25, gt=0, le=1)  # share of the post's salient words (bench/quality.py)
-    near_duplicate: float = Field(0.7, ge=0, le=1)
+    cluster_threshold: float = Field(0.85, gt=0, le=1)  # share of the post's salient words (bench/quality.py)
+    # enough when the post names a place, organisation or person that this incident, and no other
+    # open one, names (two complaints about 光明港 in different words)
+    cluster_threshold_named: float = Field(0.7, gt=0, le=1)
+    near_duplicate: float = Field(0.8, ge=0, le=1)
 
     _d = field_validator("window", "max_post_age", mode="before")(_duration)
 
@@ -361,6 +366,9 @@ class AlertsConfig(_Model):
     # 新舆情事件 alerts wait for the end of the hour and go as one digest (0: no budget).
     # 特别重大 always pages on its own.
     new_incidents_per_hour: int = Field(10, ge=0)
+    # A tier that has already been escalated to about a clock gets the repeats ("still not
+    # answered", every repeat_every) as one digest at the end of each hour, for all its incidents.
+    fold_repeats: bool = True
 
     _d = field_validator("retry_base", "retry_max", "give_up_after", "deliver_every", mode="before")(
         _duration

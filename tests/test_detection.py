@@ -13,6 +13,7 @@ from monitor.alerts.outbox import deliver_due
 from monitor.app import build
 from monitor.clock import FakeClock, from_db
 from monitor.config import load
+from monitor.incidents.cluster import Clusterer, features
 from monitor.sources import RawPost
 from monitor.store.models import Clock, Incident, IncidentPost, Notification, Post
 from monitor.store.posts import source_row, store_posts
@@ -164,3 +165,57 @@ def test_the_budget_never_holds_back_a_特别重大_incident(tmp_path, receiver)
     with app.sessions() as s:
         opened = s.scalars(select(Notification).where(Notification.kind == "opened")).all()
     assert len(opened) == 3 and all(n.held_until is None for n in opened)
+
+
+def test_a_post_about_another_site_opens_its_own_event_however_many_words_it_shares():
+    # a low threshold, so that only the people/places/organisations check keeps them apart
+    c = Clusterer(timedelta(hours=24), threshold=0.5, named_threshold=0.5, near_dup=None)
+    first = c.add("a", T0, "鼓楼区化工厂发生爆炸，现场浓烟滚滚，消防车赶到")
+    other = c.add("b", T0 + timedelta(minutes=5), "仓山区化工厂发生爆炸，现场浓烟滚滚，消防车赶到")
+    same = c.add("c", T0 + timedelta(minutes=9), "鼓楼区化工厂爆炸现场浓烟滚滚")
+    assert other != first and same == first
+    assert c.add("d", T0 + timedelta(minutes=12), "化工厂爆炸现场浓烟滚滚，消防车赶到") in (first, other)  # names no site
+
+
+def test_two_complaints_about_one_site_in_other_words_are_one_event():
+    c = Clusterer(timedelta(hours=24))  # the defaults
+    a = c.add("a1", T0, "光明港公园内河黑臭，光明港附近居民投诉")
+    b = c.add("b1", T0, "白马河沿岸污水直排，白马河水质恶化发黑发臭")
+    assert c.add("a2", T0 + H, "光明港公园内河依旧黑臭，光明港附近商户反映") == a != b
+
+
+def test_a_comment_that_fits_two_events_joins_the_one_in_full_burst():
+    c = Clusterer(timedelta(hours=24), near_dup=None)
+    quake = features("芦山地震")
+    c.remember("old", T0, quake, key=1)
+    for i in range(3):
+        c.remember(f"hot{i}", T0 + timedelta(minutes=50 + i), quake, key=2)
+    assert c.find(T0 + H, features("芦山地震了")) == 2  # three posts in the last hour against none
+    assert c.find(T0 + 3 * H, features("芦山地震了")) == 1  # the burst is over: the older event
+
+
+def test_repeats_to_the_top_tier_wait_for_the_hourly_digest_and_an_answer_cancels_them(tmp_path, receiver):
+    w = World(tmp_path, receiver, extra='[alerts]\nstorm_threshold = 0\n')
+    w.post("p1", "鼓楼区化工厂发生爆炸")
+    [incident] = w.incidents()
+    for hours in (5, 7, 9):  # due 5 h, 科室负责人; +2 h 分管领导 (the top); +4 h the first repeat
+        w.clock.set(T0 + hours * H)
+        w.app.pipeline.tick()
+    with w.app.sessions() as s:
+        held = {n.key.split(":")[-1]: n.held_until for n in s.scalars(select(Notification).where(Notification.kind == "escalation"))}
+    assert held["overdue-0"] is None and held["overdue-1"] is None and from_db(held["overdue-2"]) == T0 + 10 * H
+    deliver_due(w.app.sessions, w.app.channels, w.clock, w.cfg.main.alerts)
+    before = len(receiver.posts)
+    assert not any("汇总" in p["payload"]["title"] for p in receiver.posts)
+    w.clock.set(T0 + 10 * H)
+    deliver_due(w.app.sessions, w.app.channels, w.clock, w.cfg.main.alerts)
+    assert len(receiver.posts) == before + 1
+    assert receiver.posts[-1]["payload"]["title"].startswith("【提醒与升级汇总】1 条时限提醒与升级")
+    assert f"#{incident.id}" in receiver.posts[-1]["payload"]["message"]
+    w.clock.set(T0 + 11 * H)  # the next repeat is held for 12:00, and then the clock is met
+    w.app.pipeline.tick()
+    with w.app.sessions.begin() as s:
+        w.app.incidents.met(s, incident.id, "发布权威信息", "值班员甲", w.clock.now(), "https://gov/x")
+    w.clock.set(T0 + 12 * H)
+    deliver_due(w.app.sessions, w.app.channels, w.clock, w.cfg.main.alerts)
+    assert len(receiver.posts) == before + 1  # answered: the held repeat is not sent

@@ -152,7 +152,8 @@ class Delivery:
         waiting = {i for item in self.unrecorded for i in item.outbox_ids}
         with self.sessions() as session:
             due = session.execute(
-                select(Outbox.id, Outbox.state, Outbox.target, Notification.held_until.is_not(None).label("fold"), Notification.title)
+                select(Outbox.id, Outbox.state, Outbox.target, Notification.held_until.is_not(None).label("fold"), Notification.title,
+                       Notification.kind)
                 .join(Notification, Notification.id == Outbox.notification_id)
                 .where(
                     or_(
@@ -169,9 +170,13 @@ class Delivery:
             by_target.setdefault(row.target, []).append(row)
         delivered = 0
         for target, rows in by_target.items():
-            held = [r for r in rows if r.fold]  # over the alert budget: a digest however few
-            if held:
-                delivered += self._deliver_digest(target, held, "新舆情事件汇总", "起新事件（超出每小时提醒上限，合并发送）")
+            # over the alert budget, or repeats: a digest however few
+            opened = [r for r in rows if r.fold and r.kind == "opened"]
+            if opened:
+                delivered += self._deliver_digest(target, opened, "新舆情事件汇总", "起新事件（超出每小时提醒上限，合并发送）")
+            repeats = [r for r in rows if r.fold and r.kind != "opened"]
+            if repeats:
+                delivered += self._deliver_digest(target, repeats, "提醒与升级汇总", "条时限提醒与升级（每小时汇总）")
             rows = [r for r in rows if not r.fold]
             # 特别重大 is never folded into a digest: it pages on its own.
             single = [r for r in rows if r.title.startswith("【特别重大】")]

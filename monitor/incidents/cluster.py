@@ -5,8 +5,12 @@ Online, in time order, three stages, the first that answers wins:
   2. a near-duplicate (MinHash over jieba word pairs, Jaccard >= `near_dup`) of a post of an
      active event joins that event: the same text copied with a "转发" or a signature added;
   3. it joins the active event (a post within `window`) with which it shares the most salient
-     words, weighted by rarity (IDF), if that share of its words reaches `threshold`;
-else it starts one.
+     words, weighted by rarity (IDF), if that share of its words reaches `threshold`, or
+     `named_threshold` when it names a person, place or organisation only that event names;
+     never an event whose people, places and organisations it shares none of (another site);
+     between equal shares, the event with more posts in the last hour (a burst in progress);
+else it starts one. The defaults were tuned end to end (bench/quality.py, CED slices a and b):
+an event is a story, and a new post needs most of its content in an event to join it.
 Salient words are jieba nouns, places, organisations and names of two or more
 characters: what an event is about, not how people talk about it.
 """
@@ -24,6 +28,11 @@ from datasketch import MinHash, MinHashLSH
 from monitor.matching.normalize import normalize
 
 SALIENT_FLAGS = ("n", "nr", "ns", "nt", "nz", "nw", "vn", "j", "eng")
+ENTITY_FLAGS = ("nr", "ns", "nt")  # people, places, organisations: who and where an event is
+# A word jieba's dictionary lacks that ends like a place or an organisation (凤坂河, 某某局), and
+# a dictionary noun that ends like a district or a town (鼓楼区 and 仓山区 are tagged "n").
+PLACE_ENDINGS = tuple("省市区县镇乡村街路巷河港湖江溪山岛湾桥厂局院校所站园")
+AREA_ENDINGS = tuple("省市区县镇乡村")
 STOP = {"微博", "转发", "回复", "网友", "视频", "图片", "分享", "链接", "全文", "评论", "大家", "问题", "情况", "时候", "东西", "今天", "现在"}
 
 
@@ -35,6 +44,7 @@ MIN_SHINGLES = 6  # shorter texts ("无语", "[蜡烛]") are near-duplicates of 
 class Features:
     words: frozenset  # salient words
     shingles: frozenset  # adjacent word pairs, for near-duplicates
+    entities: frozenset = frozenset()  # the salient words that name a person, place or organisation
 
 
 def features(text: str) -> Features:
@@ -45,7 +55,7 @@ def features(text: str) -> Features:
     that is not in the dictionary is nearly always a name (凤坂河, a person, a shop): salient.
     """
     tags = jieba.posseg.dt.word_tag_tab
-    words, tokens = set(), []
+    words, entities, tokens = set(), set(), []
     for word in jieba.lcut(normalize(text)):
         if not word.strip() or not any(ch.isalnum() for ch in word):
             continue  # spaces and punctuation
@@ -55,7 +65,9 @@ def features(text: str) -> Features:
         tag = tags.get(word)
         if tag.startswith(SALIENT_FLAGS) if tag else word.isalnum():
             words.add(word)
-    return Features(frozenset(words), frozenset(zip(tokens, tokens[1:])))
+            if tag.startswith(ENTITY_FLAGS) or (tag == "n" and word.endswith(AREA_ENDINGS)) if tag else word.endswith(PLACE_ENDINGS):
+                entities.add(word)
+    return Features(frozenset(words), frozenset(zip(tokens, tokens[1:])), frozenset(entities))
 
 
 def salient(text: str) -> set[str]:
@@ -79,15 +91,28 @@ class _Event:
     key: int
     last: datetime
     words: Counter = field(default_factory=Counter)
+    entities: Counter = field(default_factory=Counter)
+    times: deque = field(default_factory=lambda: deque(maxlen=HEAT_POSTS))
+
+    def heat(self, now: datetime) -> int:
+        """Posts in the last hour: a burst in progress draws the comments that follow it."""
+        return sum(1 for t in self.times if now - t <= HEAT_SPAN)
+
+
+HEAT_POSTS = 64
+HEAT_SPAN = timedelta(hours=1)
 
 
 class Clusterer:
     """Events keyed by the caller (the daemon uses incident ids): `find` proposes the event a
     post belongs to, `remember` records that it does."""
 
-    def __init__(self, window: timedelta, threshold: float = 0.25, profile_size: int = 40, near_dup: float | None = 0.7):
+    def __init__(self, window: timedelta, threshold: float = 0.85, profile_size: int = 40, near_dup: float | None = 0.8,
+                 named_threshold: float | None = 0.6):
         self.window = window
         self.threshold = threshold
+        # the share that is enough when the post names a person, place or organisation the event names
+        self.named_threshold = min(threshold, named_threshold if named_threshold is not None else threshold)
         self.profile_size = profile_size
         self.events: dict[int, _Event] = {}
         self.by_word: dict[str, set[int]] = defaultdict(set)
@@ -103,42 +128,60 @@ class Clusterer:
     def idf(self, word: str) -> float:
         return math.log((self.seen + 1) / (self.df[word] + 1)) + 1
 
-    def find(self, when: datetime, words, repost_of: str | None = None, sketch: MinHash | None = None) -> int | None:
+    def find(self, when: datetime, about: Features, repost_of: str | None = None, sketch: MinHash | None = None) -> int | None:
         if repost_of is not None and repost_of in self.of_post:
             return self.of_post[repost_of]
         key = self._near_duplicate(when, sketch)
-        return key if key is not None else self._same_event(when, words)
+        return key if key is not None else self._same_event(when, about)
 
-    def _same_event(self, when: datetime, words) -> int | None:
+    def _same_event(self, when: datetime, about: Features) -> int | None:
         # The share of the post's salient words (weighted by rarity) that the event also has:
         # unlike a sum, it means the same with ten posts seen as with a million.
         # Rarest first (names in a tie, so float sums come out the same every run), stopping once
         # no event not yet looked at could still reach the threshold or beat the best (max-score
         # pruning): a word every event has ("黑臭" in a busy rule) is then never looked up.
-        weighted = sorted(((self.idf(w), w) for w in words), key=lambda x: (-x[0], x[1]))
+        weighted = sorted(((self.idf(w), w) for w in about.words), key=lambda x: (-x[0], x[1]))
         total = sum(weight for weight, _w in weighted)
         if total == 0:
             return None
-        need, rest, since = self.threshold * total, total, when - self.window
-        best, best_score, looked = None, 0.0, set()
+        need, need_named, rest, since = self.threshold * total, self.named_threshold * total, total, when - self.window
+        best, best_rank, looked = None, None, set()
         for weight, w in weighted:
-            if rest < need or rest < best_score:
+            if rest < need_named or (best_rank is not None and rest < best_rank[0]):
                 break
             for key in self.by_word.get(w, ()):
                 if key in looked:
                     continue
                 looked.add(key)
                 event = self.events[key]
-                if event.last < since:
+                if event.last < since or self._elsewhere(about, event):
                     continue
                 score, profile = 0.0, event.words
                 for weight2, w2 in weighted:
                     if w2 in profile:
                         score += weight2
-                if score > best_score or (best is not None and score == best_score and key < best):  # a tie: the older event
-                    best, best_score = key, score
+                # Ties go to the event in full burst now, then to the older one.
+                rank = (score, event.heat(when), -key)
+                enough = score >= need or (score >= need_named and self._named_only_by(about, event, since))
+                if enough and (best_rank is None or rank > best_rank):
+                    best, best_rank = key, rank
             rest -= weight
-        return best if best is not None and best_score >= need else None
+        return best
+
+    def _named_only_by(self, about: Features, event: _Event, since: datetime) -> bool:
+        """The post names a person, place or organisation that this event, and no other active
+        one, names: 光明港 in one complaint among a city's, not 波士顿 in every post of a burst."""
+        for e in about.entities:
+            if e in event.entities and all(k == event.key or self.events[k].last < since
+                                           for k in self.by_word.get(e, ()) if k in self.events):
+                return True
+        return False
+
+    @staticmethod
+    def _elsewhere(about: Features, event: _Event) -> bool:
+        """A post naming only people, places or organisations the event never named is about
+        something else, however many other words they share (another site, another plant)."""
+        return bool(about.entities and event.entities) and not any(e in event.entities for e in about.entities)
 
     def _near_duplicate(self, when: datetime, sketch: MinHash | None) -> int | None:
         if self._lsh is None or sketch is None:
@@ -154,13 +197,13 @@ class Clusterer:
                 best, best_sim = key, sim
         return best
 
-    def describe(self, text: str) -> tuple[frozenset, MinHash | None]:
-        """What find and remember take of a text: its salient words, and its sketch if this
+    def describe(self, text: str) -> tuple[Features, MinHash | None]:
+        """What find and remember take of a text: its features, and its sketch if this
         clusterer looks for near-duplicates."""
         f = features(text)
-        return f.words, minhash(f.shingles) if self._lsh is not None else None
+        return f, minhash(f.shingles) if self._lsh is not None else None
 
-    def remember(self, post_id: str, when: datetime, words, key: int, sketch: MinHash | None = None) -> None:
+    def remember(self, post_id: str, when: datetime, about: Features, key: int, sketch: MinHash | None = None) -> None:
         if sketch is not None and self._lsh is not None and post_id not in self._sketch:
             self._lsh.insert(post_id, sketch)
             self._sketch[post_id] = sketch
@@ -171,12 +214,16 @@ class Clusterer:
                 self._lsh.remove(gone)
                 del self._sketch[gone]
         self.seen += 1
-        self.df.update(words)
+        self.df.update(about.words)
         event = self.events.setdefault(key, _Event(key, when))
         event.last = max(event.last, when)
-        event.words.update(sorted(words))
+        event.times.append(when)
+        event.words.update(sorted(about.words))
+        event.entities.update(sorted(about.entities))
         if len(event.words) > self.profile_size * 2:  # keep the profile to what the event is most about
             event.words = Counter(dict(event.words.most_common(self.profile_size)))
+        if len(event.entities) > self.profile_size * 2:
+            event.entities = Counter(dict(event.entities.most_common(self.profile_size)))
         for w in event.words:
             self.by_word[w].add(key)
         self.of_post[post_id] = key
@@ -189,9 +236,9 @@ class Clusterer:
 
     def add(self, post_id: str, when: datetime, text: str, repost_of: str | None = None) -> int:
         """find + remember in one step, new events numbered here: for offline use (benchmarks)."""
-        words, sketch = self.describe(text)
-        key = self.find(when, words, repost_of, sketch)
+        about, sketch = self.describe(text)
+        key = self.find(when, about, repost_of, sketch)
         if key is None:
             key, self._next_key = self._next_key, self._next_key + 1
-        self.remember(post_id, when, words, key, sketch)
+        self.remember(post_id, when, about, key, sketch)
         return key

@@ -52,6 +52,7 @@ class Step:
     label: str
     tier: int
     at: datetime
+    repeat: bool = False  # an escalation to the top tier, which that tier has had before for this clock
 
 
 def _minutes(hhmm: str) -> int:
@@ -114,6 +115,7 @@ def clock_steps(incident_id: int, clock: ClockState, policy: Policy, until: date
                 Step(
                     f"{incident_id}:{clock.name}:overdue-{k}", clock.name, "escalation", f"overdue-{k}",
                     min(policy.first_tier + 1 + k, _top(policy)), clock.due_at + k * policy.repeat_every,
+                    repeat=k >= 1 and policy.first_tier + k >= _top(policy),
                 )
             )
     return steps

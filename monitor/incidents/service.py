@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, lazyload
 
 from monitor.alerts.channels import Channels
@@ -26,7 +26,7 @@ from monitor.matching.matcher import Match, post_text
 from monitor.severity import SEVERITIES, rank
 from monitor.incidents.cluster import Clusterer
 from monitor.incidents.heat import Heat, measure
-from monitor.store.models import Clock, Event, Incident, IncidentPost, Notification, Post, Source
+from monitor.store.models import Clock, Event, Incident, IncidentPost, Notification, Outbox, Post, Source
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,23 @@ SYSTEM = "system"
 _RECENT = "monitor.recent_incidents"  # session.info key: rule -> incident seen in this transaction
 _ACTIONS_SEEN = "monitor.actions_seen"  # session.info key: officers' merges and splits looked for
 _RESHAPING = ("merged", "split_out")  # officer actions that move posts between incidents
+
+
+def _next_hour(now: datetime) -> datetime:
+    """When an hourly digest goes: the next full hour."""
+    return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+
+def _drop_held_steps(session: Session, incident_id: int, clock: str | None = None) -> None:
+    """Reminders and escalations waiting for the hourly digest: once answered or closed, not sent."""
+    held = select(Notification.id).where(
+        Notification.incident_id == incident_id, Notification.kind != "opened", Notification.held_until.is_not(None),
+        *([Notification.clock == clock] if clock else []),
+    )
+    session.execute(
+        update(Outbox).where(Outbox.notification_id.in_(held), Outbox.state == "pending").values(state="dropped")
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _round(name: str) -> tuple[str, int]:
@@ -140,11 +157,11 @@ class Incidents:
             # clocks back to a long-past day and make it overdue at once.
             log.info("帖文 %s 发布于 %s，早于 %s 前，不计入事件", post.external_id, show(seen_at), show_delta(self.cfg.incidents.max_post_age))
             return None
-        words = sketch = None
+        about = sketch = None
         if self.cfg.incidents.clustering == "event":
             clusterer = self._clusterer(session, rule.name)
-            words, sketch = clusterer.describe(self._text(post.title, post.body))
-            key = clusterer.find(seen_at, words, post.repost_of, sketch)
+            about, sketch = clusterer.describe(self._text(post.title, post.body))
+            key = clusterer.find(seen_at, about, post.repost_of, sketch)
             incident = session.get(Incident, key, options=[lazyload(Incident.clocks)]) if key is not None else None
             if incident is not None and incident.state == "closed":
                 clusterer.forget(key)
@@ -157,8 +174,8 @@ class Incidents:
             # its incident (a post is in one incident per rule), whatever clustering proposes.
             incident = placed
         if incident is not None:
-            if words is not None:
-                clusterer.remember(post.external_id, seen_at, words, incident.id, sketch)
+            if about is not None:
+                clusterer.remember(post.external_id, seen_at, about, incident.id, sketch)
             if placed is None:
                 if not self._link(session, incident, post, now):
                     return incident
@@ -191,8 +208,8 @@ class Incidents:
         session.flush()
         session.info.setdefault(_RECENT, {})[rule.name] = incident
         self._link(session, incident, post, now)
-        if words is not None:
-            clusterer.remember(post.external_id, seen_at, words, incident.id, sketch)
+        if about is not None:
+            clusterer.remember(post.external_id, seen_at, about, incident.id, sketch)
         for plan in self._plan(incident, incident.severity, seen_at):
             session.add(
                 Clock(incident_id=incident.id, name=plan.name, started_at=to_db(plan.started_at), due_at=to_db(plan.due_at))
@@ -434,7 +451,8 @@ class Incidents:
         clusterer = self._clusterers.get(rule)
         if clusterer is None:
             inc = self.cfg.incidents
-            clusterer = Clusterer(inc.window, inc.cluster_threshold, near_dup=inc.near_duplicate or None)
+            clusterer = Clusterer(inc.window, inc.cluster_threshold, near_dup=inc.near_duplicate or None,
+                                  named_threshold=inc.cluster_threshold_named)
             rows = session.execute(
                 select(Post.external_id, Post.title, Post.body, Post.published_at, Post.fetched_at, IncidentPost.incident_id)
                 .join(IncidentPost, IncidentPost.post_id == Post.id)
@@ -444,8 +462,8 @@ class Incidents:
             ).all()
             for external_id, title, body, published, fetched, incident_id in rows:
                 when = clock_start(from_db(published), from_db(fetched))
-                words, sketch = clusterer.describe(self._text(title, body))
-                clusterer.remember(external_id, when, words, incident_id, sketch)
+                about, sketch = clusterer.describe(self._text(title, body))
+                clusterer.remember(external_id, when, about, incident_id, sketch)
             self._clusterers[rule] = clusterer
         return clusterer
 
@@ -514,7 +532,7 @@ class Incidents:
         tags = self.recipients(step.tier, incident, now)
         alert = Alert(step.key, view.id, step.clock, step.kind, step.tier, tags, step.at, title, body, markdown)
         channels = self.alerting.channels if disposition == "sent" else None
-        fire(session, alert, now, channels, disposition)
+        fire(session, alert, now, channels, disposition, fold_until=self._fold_step(session, incident, step, now))
 
     def _fire_opened(self, session: Session, incident: Incident, now: datetime) -> None:
         first = self.policy_for(incident.severity).first_tier
@@ -522,6 +540,17 @@ class Incidents:
         title, body, markdown = render_all("opened", self.view(incident), clocks, now, templates=self.templates)
         alert = Alert(f"{incident.id}:opened", incident.id, None, "opened", first, self.recipients(first, incident, now), now, title, body, markdown)
         fire(session, alert, now, self.alerting.channels, self.alerting.disposition, fold_until=self._over_budget(session, incident, now))
+
+    def _fold_step(self, session: Session, incident: Incident, step, now: datetime) -> datetime | None:
+        """A repeat to a tier that has had this clock's escalation, and every step of an incident
+        whose 新舆情事件 went by digest (past the rule's budget), wait for the hourly digest."""
+        if step.repeat and self.cfg.alerts.fold_repeats:
+            return _next_hour(now)
+        if self.cfg.alerts.new_incidents_per_hour and session.scalar(
+            select(Notification.held_until).where(Notification.key == f"{incident.id}:opened")
+        ) is not None:
+            return _next_hour(now)
+        return None
 
     def _over_budget(self, session: Session, incident: Incident, now: datetime) -> datetime | None:
         """When a rule opened more than [alerts] new_incidents_per_hour incidents in the last
@@ -533,9 +562,7 @@ class Incidents:
             select(func.count()).select_from(Incident)
             .where(Incident.rule == incident.rule, Incident.opened_at > to_db(now - timedelta(hours=1)))
         )
-        if recent <= budget:
-            return None
-        return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        return None if recent <= budget else _next_hour(now)
 
     def _reschedule(self, incident: Incident, now: datetime) -> None:
         """After a tick: the next step strictly after now (everything due was just fired)."""
@@ -578,6 +605,7 @@ class Incidents:
         on_time = now <= from_db(clock.due_at)
         self._event(session, incident, now, actor, "clock_met", clock=clock_name, evidence=evidence, on_time=on_time)
         self._changed(incident, now)
+        _drop_held_steps(session, incident.id, clock_name)
         return incident
 
     def close(self, session: Session, incident_id: int, actor: str, now: datetime) -> Incident:
@@ -588,6 +616,7 @@ class Incidents:
         open_clocks = [c.name for c in incident.clocks if c.active and c.met_at is None]
         self._event(session, incident, now, actor, "closed", open_clocks=open_clocks)
         self._changed(incident, now)
+        _drop_held_steps(session, incident.id)
         return incident
 
     def regrade(self, session: Session, incident_id: int, level: str, actor: str, now: datetime) -> Incident:

@@ -211,7 +211,7 @@ class Outbox(Base):
     target: Mapped[str] = mapped_column(String(64))  # sha256 of the apprise URL: no secret stored
     target_display: Mapped[str] = mapped_column(Text)  # apprise's privacy form of the URL
     tag: Mapped[str] = mapped_column(String(100))
-    # pending | sending | sent | failed (given up) | no_target
+    # pending | sending | sent | digest | failed (given up) | no_target | dropped (a held repeat, answered first)
     state: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime)
