@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor import secrets
 from monitor.alerts.channels import ChannelError, Channels
 from monitor.alerts.roster import person_tag
-from monitor.clock import Clock
+from monitor.clock import SHANGHAI, Clock
 from monitor.config import Config, ConfigError, WatchRule
 from monitor.incidents.service import Alerting, Incidents
 from monitor.matching.matcher import Matcher, RuleSpec, Term
@@ -116,9 +117,17 @@ def build(
     return App(cfg, engine, sessions, clock, incidents, pipeline, channels)
 
 
+class BeijingFormatter(logging.Formatter):
+    """Log times as a person reads them: Beijing time, with the zone written out."""
+
+    def formatTime(self, record, datefmt=None):
+        at = datetime.fromtimestamp(record.created, SHANGHAI)
+        return f"{at:%Y-%m-%d %H:%M:%S},{int(record.msecs):03d} +08:00"
+
+
 def setup_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(BeijingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(secrets.RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -544,15 +544,16 @@ def _incidents(args) -> int:
         with sessions.begin() as session:
             if command == "ack":
                 service.ack(session, args.id, actor, now)
-                print(f"事件 #{args.id} 已确认（{actor}）")
+                print(f"事件 #{args.id} 已确认（{actor}，{show(now)}）")
             elif command == "met":
                 incident = service.met(session, args.id, args.clock, actor, now, args.evidence)
                 clock = next(c for c in incident.clocks if c.name == args.clock)
                 late = now > from_db(clock.due_at)
-                print(f"事件 #{args.id}「{args.clock}」已登记完成{'（超时）' if late else '（按时）'}")
+                print(f"事件 #{args.id}「{args.clock}」已于 {show(now)} 登记完成"
+                      f"{'（超时，截止 ' if late else '（按时，截止 '}{show(from_db(clock.due_at))}）")
             elif command == "close":
                 service.close(session, args.id, actor, now)
-                print(f"事件 #{args.id} 已关闭")
+                print(f"事件 #{args.id} 已于 {show(now)} 关闭")
             elif command == "merge":
                 service.merge(session, args.id, args.other, actor, now)
                 print(f"事件 #{args.other} 已并入 #{args.id}（#{args.other} 已关闭）")

@@ -38,3 +38,15 @@ def test_unreachable_database_is_one_clear_line_without_password(tmp_path, capsy
 def test_missing_config_file(tmp_path, capsys):
     assert main(["check-config", "--config", str(tmp_path / "nope.toml")]) == 2
     assert "文件不存在" in capsys.readouterr().err
+
+
+def test_log_lines_carry_beijing_time_and_the_zone(capsys):
+    import logging
+
+    from monitor.app import setup_logging
+
+    setup_logging()
+    record = logging.LogRecord("monitor.test", logging.INFO, __file__, 1, "来源已恢复", None, None)
+    record.created, record.msecs = 1764633600.25, 250.0  # 2025-12-02 00:00:00.25 UTC
+    line = logging.getLogger().handlers[0].format(record)
+    assert line.startswith("2025-12-02 08:00:00,250 +08:00 INFO monitor.test: 来源已恢复")

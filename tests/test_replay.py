@@ -131,7 +131,13 @@ def test_replay_into_a_database_then_officer_cli(files, capsys):
     assert "#1【重大】待处置 危化品爆炸" in out and "已超时" in out
     assert main(["incidents", "ack", "1", "--actor", "值班员甲", "--config", str(cfg), "--database", url]) == 0
     assert main(["incidents", "met", "1", "发布权威信息", "--evidence", "https://gov/x", "--actor", "值班员甲", "--config", str(cfg), "--database", url]) == 0
-    assert "超时" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    due = next(c["due_at"] for c in json.loads((tmp / "r.json").read_text(encoding="utf-8"))["incidents"][0]["clocks"] if c["name"] == "发布权威信息")
+    # Beijing time, as everywhere a person reads: the due time as the replay result gives it (+08:00)
+    assert "超时" in out and f"截止 {due[:10]} {due[11:16]}）" in out
+    assert main(["incidents", "met", "1", "发布权威信息", "--config", str(cfg), "--database", url]) == 1
+    err = capsys.readouterr().err
+    assert "已于 " in err and "+00:00" not in err and "UTC" not in err
     assert main(["incidents", "met", "1", "不存在的时限", "--config", str(cfg), "--database", url]) == 1
     assert "没有时限「不存在的时限」" in capsys.readouterr().err
     assert main(["incidents", "regrade", "1", "特别重大", "--config", str(cfg), "--database", url]) == 0

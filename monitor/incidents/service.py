@@ -600,7 +600,7 @@ class Incidents:
             names = "、".join(c.name for c in incident.clocks if c.active)
             raise ActionError(f"事件 #{incident_id} 没有时限「{clock_name}」（现有：{names}）")
         if clock.met_at is not None:
-            raise ActionError(f"事件 #{incident_id} 的「{clock_name}」已于 {from_db(clock.met_at)} 登记完成")
+            raise ActionError(f"事件 #{incident_id} 的「{clock_name}」已于 {show(from_db(clock.met_at))} 登记完成")
         clock.met_at, clock.met_by, clock.evidence = to_db(now), actor, evidence
         on_time = now <= from_db(clock.due_at)
         self._event(session, incident, now, actor, "clock_met", clock=clock_name, evidence=evidence, on_time=on_time)
