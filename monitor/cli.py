@@ -237,7 +237,7 @@ def _dispatch(args) -> int:
     return 2
 
 
-DELIVERY = {"pending": "待发送", "sending": "发送中", "sent": "已送达", "failed": "已放弃", "digest": "已并入汇总"}
+DELIVERY = {"pending": "待发送", "sending": "发送中", "sent": "已送达", "failed": "已放弃", "digest": "已并入汇总", "dropped": "已回应，未发送"}
 DISPOSITION = {"superseded": "已被后续提醒取代，未发送", "dry_run": "演练，未发送"}
 
 
@@ -276,7 +276,7 @@ def _alerts(args) -> int:
             return 0
         for note in notes:
             rows = session.scalars(select(Outbox).where(Outbox.notification_id == note.id)).all()
-            if args.failed and all(r.state == "sent" for r in rows):
+            if args.failed and all(r.state in ("sent", "digest", "dropped") for r in rows):
                 continue
             states = Counter(DELIVERY.get(r.state, r.state) for r in rows)
             summary = "、".join(f"{k} {v}" for k, v in states.items()) or DISPOSITION.get(note.disposition, "无投递目标")
