@@ -7,7 +7,9 @@ from collections import Counter
 import getpass
 import json
 import os
+import re
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from monitor import secrets
@@ -184,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         for problem in e.problems:
             print(f"  {secrets.redact(problem)}", file=sys.stderr)
         return 2
+    except NoDatabase as e:
+        print(str(e), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `monitor alerts list | head`: the reader has gone, not an error
@@ -369,11 +374,28 @@ def _check_config(args) -> int:
     return 0
 
 
-def _engine(args):
+class NoDatabase(Exception):
+    pass
+
+
+def _engine(args, create: bool = False):
+    """The daemon's database. An officer's command never creates one: a SQLite file that is not
+    there means this is not where the daemon keeps it (another state directory)."""
+    from sqlalchemy.engine import make_url
+
     from monitor.store import db
 
     cfg = load(args.config)
-    engine = db.make_engine(args.database or cfg.database_url(), cfg.main.database.busy_timeout.total_seconds())
+    url = args.database or cfg.database_url()
+    parsed = make_url(url)
+    if not create and parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
+            and not parsed.database.startswith("file:") and not Path(parsed.database).exists():
+        raise NoDatabase(
+            f"找不到数据库 {parsed.database}：守护进程没有在这里保存数据。"
+            "systemd 服务的数据库在其状态目录（默认 /var/lib/monitor）：请以 STATE_DIRECTORY=/var/lib/monitor 运行，"
+            "或用 --database sqlite:////var/lib/monitor/monitor.db 指定；要新建数据库请用 monitor db upgrade。"
+        )
+    engine = db.make_engine(url, cfg.main.database.busy_timeout.total_seconds())
     db.upgrade(engine)
     return cfg, engine, db.session_factory(engine)
 
@@ -381,7 +403,7 @@ def _engine(args):
 def _db_upgrade(args) -> int:
     from monitor.store import db
 
-    cfg, engine, _ = _engine(args)
+    cfg, engine, _ = _engine(args, create=True)
     print(f"数据库已是最新版本（{db.current_revision(engine)}）：{db.safe_url(args.database or cfg.database_url())}")
     return 0
 
@@ -647,6 +669,24 @@ def _print_posts(session, inc, limit: int = 50) -> None:
             print(f"        注：{note}")
 
 
+_ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d")
+
+
+def _beijing(value):
+    """A timeline entry's data with its stored (UTC) times as a person reads them."""
+    if isinstance(value, dict):
+        return {k: _beijing(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_beijing(v) for v in value]
+    if isinstance(value, str) and _ISO.match(value):
+        try:
+            at = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        return show(at) if at.tzinfo is not None else value  # stored times carry their offset
+    return value
+
+
 def _incidents_show(sessions, service, incident_id: int, now) -> int:
     from sqlalchemy import select
 
@@ -661,6 +701,8 @@ def _incidents_show(sessions, service, incident_id: int, now) -> int:
         if inc.first_post_url:
             print(f"  链接：{inc.first_post_url}")
         print(f"  命中词：{'、'.join(inc.terms)}　帖文：{inc.post_count} 条")
+        if inc.related_to:
+            print(f"  关联：与 #{inc.related_to} 是同一事件的另一条线索，告警随汇总发送（可 merge {inc.related_to} {inc.id} 合并）")
         print(f"  起算：{show(from_db(inc.started_at))}　发现：{show(from_db(inc.opened_at))}")
         _print_heat(session, service, inc, now)
         _print_posts(session, inc)
@@ -669,7 +711,7 @@ def _incidents_show(sessions, service, incident_id: int, now) -> int:
             print(f"    {clock_line(c, now)}")
         print("  时间线：")
         for ev in session.scalars(select(Event).where(Event.incident_id == inc.id).order_by(Event.at, Event.id)):
-            detail = json.dumps(ev.data, ensure_ascii=False) if ev.data else ""
+            detail = json.dumps(_beijing(ev.data), ensure_ascii=False) if ev.data else ""
             print(f"    {show(from_db(ev.at))} {EVENT_NAMES.get(ev.kind, ev.kind)}（{ev.actor}）{detail}")
         print("  已发出的提醒：")
         for n in session.scalars(select(Notification).where(Notification.incident_id == inc.id).order_by(Notification.fired_at, Notification.id)):

@@ -367,10 +367,14 @@ class AlertsConfig(_Model):
     # 特别重大 always pages on its own.
     new_incidents_per_hour: int = Field(10, ge=0)
     # A tier that has already been escalated to about a clock gets the repeats ("still not
-    # answered", every repeat_every) as one digest at the end of each hour, for all its incidents.
+    # answered", every repeat_every) as one digest at each full hour, for all its incidents.
     fold_repeats: bool = True
+    # Reminders and escalations of one rule to one tier: the first goes at once; those that fall
+    # due within group_interval of it wait for the next multiple of group_interval (Beijing
+    # clock: :00, :15, :30, :45) and go as one digest. 0 sends each on its own.
+    group_interval: timedelta = timedelta(minutes=15)
 
-    _d = field_validator("retry_base", "retry_max", "give_up_after", "deliver_every", mode="before")(
+    _d = field_validator("retry_base", "retry_max", "give_up_after", "deliver_every", "group_interval", mode="before")(
         _duration
     )
 

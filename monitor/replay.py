@@ -270,6 +270,8 @@ def _result(app, cfg: Config) -> dict:
                     "id": incident.id,
                     "rule": incident.rule,
                     "severity": incident.severity,
+                    # event mode: another story of this incident's event (its alerts went in digests)
+                    **({"related_to": incident.related_to} if incident.related_to else {}),
                     "posts": list(post_ids),
                     "opened_at": iso_local(from_db(incident.opened_at)),
                     "clocks": [

@@ -50,3 +50,18 @@ def test_log_lines_carry_beijing_time_and_the_zone(capsys):
     record.created, record.msecs = 1764633600.25, 250.0  # 2025-12-02 00:00:00.25 UTC
     line = logging.getLogger().handlers[0].format(record)
     assert line.startswith("2025-12-02 08:00:00,250 +08:00 INFO monitor.test: 来源已恢复")
+
+
+def test_an_officer_command_never_creates_an_empty_database(tmp_path, capsys):
+    from monitor.cli import main
+
+    from .conftest import write_config
+
+    cfg = write_config(tmp_path / "cfg")  # its database is cfg/monitor.db, which no daemon has made
+    assert main(["incidents", "ack", "1", "--config", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "找不到数据库" in err and "STATE_DIRECTORY" in err and "不存在" not in err
+    assert not (tmp_path / "cfg" / "monitor.db").exists()
+    assert main(["db", "upgrade", "--config", str(cfg)]) == 0  # the one command that makes it
+    assert main(["incidents", "ack", "1", "--config", str(cfg)]) == 1
+    assert "事件 #1 不存在" in capsys.readouterr().err

@@ -219,3 +219,56 @@ def test_repeats_to_the_top_tier_wait_for_the_hourly_digest_and_an_answer_cancel
     w.clock.set(T0 + 12 * H)
     deliver_due(w.app.sessions, w.app.channels, w.clock, w.cfg.main.alerts)
     assert len(receiver.posts) == before + 1  # answered: the held repeat is not sent
+
+
+def test_steps_of_one_rule_to_one_tier_close_together_go_as_one_digest_at_the_next_quarter(tmp_path, receiver):
+    w = World(tmp_path, receiver, extra='[incidents]\nclustering = "event"\n[alerts]\nstorm_threshold = 0\n')
+    w.post("p1", "鼓楼区化工厂发生爆炸")
+    w.clock.set(T0 + timedelta(minutes=5))
+    w.post("p2", "仓山区加油站发生爆炸")
+    assert len(w.incidents()) == 2
+    deliver_due(w.app.sessions, w.app.channels, w.clock, w.cfg.main.alerts)
+    opened = len(receiver.posts)  # the two 新舆情事件, each on its own
+    w.clock.set(T0 + timedelta(hours=2, minutes=30))  # half of #1's 5 h: the first reminder of the rule
+    w.app.pipeline.tick()
+    deliver_due(w.app.sessions, w.app.channels, w.clock, w.cfg.main.alerts)
+    assert len(receiver.posts) == opened + 1 and "#1" in receiver.posts[-1]["payload"]["title"]
+    w.clock.set(T0 + timedelta(hours=2, minutes=35))  # #2's reminder, 5 minutes later: waits for 04:45
+    w.app.pipeline.tick()
+    deliver_due(w.app.sessions, w.app.channels, w.clock, w.cfg.main.alerts)
+    assert len(receiver.posts) == opened + 1
+    w.clock.set(T0 + timedelta(hours=2, minutes=45))
+    deliver_due(w.app.sessions, w.app.channels, w.clock, w.cfg.main.alerts)
+    assert len(receiver.posts) == opened + 2
+    digest = receiver.posts[-1]["payload"]
+    assert digest["title"].startswith("【提醒与升级汇总】1 条") and "#2" in digest["message"]
+
+
+def test_another_story_of_an_open_event_is_its_own_incident_whose_alerts_go_in_the_quarter_digest(tmp_path, receiver):
+    rules = '[[rule]]\nname = "地震"\nterms = ["地震"]\nseverity = "特别重大"\n'
+    path = write_config(tmp_path / "cfg", receiver_url=receiver.url("/hook"), watchwords=rules,
+                        extra='[incidents]\nclustering = "event"\n[alerts]\nstorm_threshold = 0\n')
+    cfg = load(path)
+    clock = FakeClock(T0 + timedelta(minutes=1))
+    app = build(cfg, clock)
+    with app.sessions.begin() as s:
+        src = source_row(s, "微博", "http://127.0.0.1/w").id
+    texts = [("q1", "四川芦山县发生7级地震，芦山县城房屋受损，伤亡不明"),
+             ("q2", "芦山地震：一只大熊猫紧紧抱住救援民警的腿不放，芦山县网友拍下这一幕"),  # another story, same place
+             ("q3", "云南鲁甸县发生6级地震，鲁甸县城有房屋倒塌")]  # another place: a new event
+    for ident, text in texts:
+        with app.sessions.begin() as s:
+            store_posts(s, src, [RawPost(ident, None, text, "", None, clock.now())], clock.now())
+        app.pipeline.process_pending()
+    with app.sessions() as s:
+        incidents = s.scalars(select(Incident).order_by(Incident.id)).all()
+        assert [(i.id, i.related_to) for i in incidents] == [(1, None), (2, 1), (3, None)]
+        held = {n.incident_id: n.held_until for n in s.scalars(select(Notification).where(Notification.kind == "opened"))}
+    assert held[1] is None and held[3] is None  # each new event pages at once, 特别重大 as it is
+    assert from_db(held[2]) == T0 + timedelta(minutes=15)  # the next quarter hour
+    deliver_due(app.sessions, app.channels, clock, cfg.main.alerts)
+    assert sorted(p["payload"]["title"][:20] for p in receiver.posts) == sorted(["【特别重大】新舆情事件 #1：地震", "【特别重大】新舆情事件 #3：地震"])
+    clock.set(T0 + timedelta(minutes=15))
+    deliver_due(app.sessions, app.channels, clock, cfg.main.alerts)
+    assert receiver.posts[-1]["payload"]["title"].startswith("【新舆情事件汇总】1 起新事件")
+    assert "#2" in receiver.posts[-1]["payload"]["message"]

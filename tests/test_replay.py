@@ -138,6 +138,9 @@ def test_replay_into_a_database_then_officer_cli(files, capsys):
     assert main(["incidents", "met", "1", "发布权威信息", "--config", str(cfg), "--database", url]) == 1
     err = capsys.readouterr().err
     assert "已于 " in err and "+00:00" not in err and "UTC" not in err
+    assert main(["incidents", "ack", "1", "--config", str(cfg), "--database", url]) == 1
+    err = capsys.readouterr().err
+    assert "由 值班员甲 确认" in err and "+00:00" not in err
     assert main(["incidents", "met", "1", "不存在的时限", "--config", str(cfg), "--database", url]) == 1
     assert "没有时限「不存在的时限」" in capsys.readouterr().err
     assert main(["incidents", "regrade", "1", "特别重大", "--config", str(cfg), "--database", url]) == 0
@@ -147,6 +150,7 @@ def test_replay_into_a_database_then_officer_cli(files, capsys):
     out = capsys.readouterr().out
     for expected in ("已关闭", "确认收到（值班员甲）", "登记回应（值班员甲）", "调整级别", "回应超时升级", "https://gov/x"):
         assert expected in out
+    assert "+00:00" not in out  # the regrade's clocks in the timeline are Beijing time too
     assert main(["incidents", "list", "--config", str(cfg), "--database", url]) == 0
     assert "没有未关闭的事件" in capsys.readouterr().out
 

@@ -173,10 +173,10 @@ class Delivery:
             # over the alert budget, or repeats: a digest however few
             opened = [r for r in rows if r.fold and r.kind == "opened"]
             if opened:
-                delivered += self._deliver_digest(target, opened, "新舆情事件汇总", "起新事件（超出每小时提醒上限，合并发送）")
+                delivered += self._deliver_digest(target, opened, "新舆情事件汇总", "起新事件（合并发送）")
             repeats = [r for r in rows if r.fold and r.kind != "opened"]
             if repeats:
-                delivered += self._deliver_digest(target, repeats, "提醒与升级汇总", "条时限提醒与升级（每小时汇总）")
+                delivered += self._deliver_digest(target, repeats, "提醒与升级汇总", "条时限提醒与升级（合并发送）")
             rows = [r for r in rows if not r.fold]
             # 特别重大 is never folded into a digest: it pages on its own.
             single = [r for r in rows if r.title.startswith("【特别重大】")]

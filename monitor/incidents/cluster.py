@@ -9,7 +9,10 @@ Online, in time order, three stages, the first that answers wins:
      `named_threshold` when it names a person, place or organisation only that event names;
      never an event whose people, places and organisations it shares none of (another site);
      between equal shares, the event with more posts in the last hour (a burst in progress);
-else it starts one. The defaults were tuned end to end (bench/quality.py, CED slices a and b):
+  4. a short post without a link (at most SHORT_WORDS salient words) joins the hottest event of
+     the last hour it shares a word with;
+else it starts one, which `related` may name as another story of an event it shares a
+quarter of its words with: the daemon then sends that incident's alerts in digests. The defaults were tuned end to end (bench/quality.py, CED slices a and b):
 an event is a story, and a new post needs most of its content in an event to join it.
 Salient words are jieba nouns, places, organisations and names of two or more
 characters: what an event is about, not how people talk about it.
@@ -101,6 +104,8 @@ class _Event:
 
 HEAT_POSTS = 64
 HEAT_SPAN = timedelta(hours=1)
+RELATED_SHARE = 0.25  # the share that makes a post another story of an event (the old join threshold)
+SHORT_WORDS = 5  # salient words in a post too short to say which story it is about (tuned: bench/quality.py)
 
 
 class Clusterer:
@@ -108,7 +113,7 @@ class Clusterer:
     post belongs to, `remember` records that it does."""
 
     def __init__(self, window: timedelta, threshold: float = 0.85, profile_size: int = 40, near_dup: float | None = 0.8,
-                 named_threshold: float | None = 0.6):
+                 named_threshold: float | None = 0.7):
         self.window = window
         self.threshold = threshold
         # the share that is enough when the post names a person, place or organisation the event names
@@ -132,9 +137,41 @@ class Clusterer:
         if repost_of is not None and repost_of in self.of_post:
             return self.of_post[repost_of]
         key = self._near_duplicate(when, sketch)
-        return key if key is not None else self._same_event(when, about)
+        if key is None:
+            key = self._same_event(when, about)
+        if key is None and repost_of is None and len(about.words) <= SHORT_WORDS:
+            key = self._in_burst(when, about)
+        return key
 
-    def _same_event(self, when: datetime, about: Features) -> int | None:
+    def _in_burst(self, when: datetime, about: Features) -> int | None:
+        """A short comment without a link ("芦山挺住", "红十字会又这样") says too little to match
+        an event's content: it goes to the hottest event of the last hour it shares a word with."""
+        since, best, best_rank = when - self.window, None, None
+        for w in about.words:
+            for key in self.by_word.get(w, ()):
+                event = self.events.get(key)
+                if event is None or event.last < since or self._elsewhere(about, event):
+                    continue
+                heat = event.heat(when)
+                if heat and (best_rank is None or (heat, -key) > best_rank):
+                    best, best_rank = key, (heat, -key)
+        return best
+
+    def related(self, when: datetime, about: Features) -> int | None:
+        """An active event this post, too different to join, is still about: it names one of the
+        event's people, places or organisations (the hottest such event), or shares a quarter of
+        its salient weight with it and names nothing elsewhere. Another story of that event."""
+        since, best, best_rank = when - self.window, None, None
+        for e in about.entities:
+            for key in self.by_word.get(e, ()):
+                event = self.events.get(key)
+                if event is not None and event.last >= since and e in event.entities:
+                    rank = (event.heat(when), event.last, -key)
+                    if best_rank is None or rank > best_rank:
+                        best, best_rank = key, rank
+        return best if best is not None else self._same_event(when, about, RELATED_SHARE, named=False)
+
+    def _same_event(self, when: datetime, about: Features, share: float | None = None, named: bool = True) -> int | None:
         # The share of the post's salient words (weighted by rarity) that the event also has:
         # unlike a sum, it means the same with ten posts seen as with a million.
         # Rarest first (names in a tie, so float sums come out the same every run), stopping once
@@ -144,10 +181,12 @@ class Clusterer:
         total = sum(weight for weight, _w in weighted)
         if total == 0:
             return None
-        need, need_named, rest, since = self.threshold * total, self.named_threshold * total, total, when - self.window
+        need = (self.threshold if share is None else share) * total
+        need_named = self.named_threshold * total if named else need
+        rest, since = total, when - self.window
         best, best_rank, looked = None, None, set()
         for weight, w in weighted:
-            if rest < need_named or (best_rank is not None and rest < best_rank[0]):
+            if rest < min(need, need_named) or (best_rank is not None and rest < best_rank[0]):
                 break
             for key in self.by_word.get(w, ()):
                 if key in looked:
@@ -162,7 +201,7 @@ class Clusterer:
                         score += weight2
                 # Ties go to the event in full burst now, then to the older one.
                 rank = (score, event.heat(when), -key)
-                enough = score >= need or (score >= need_named and self._named_only_by(about, event, since))
+                enough = score >= need or (named and score >= need_named and self._named_only_by(about, event, since))
                 if enough and (best_rank is None or rank > best_rank):
                     best, best_rank = key, rank
             rest -= weight

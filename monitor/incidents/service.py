@@ -38,7 +38,14 @@ _RESHAPING = ("merged", "split_out")  # officer actions that move posts between 
 
 def _next_hour(now: datetime) -> datetime:
     """When an hourly digest goes: the next full hour."""
-    return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return _next_boundary(now, timedelta(hours=1))
+
+
+def _next_boundary(now: datetime, every: timedelta) -> datetime:
+    """The first multiple of `every` after now, counted from midnight (the same in UTC and
+    Beijing time for whole hours and their fractions)."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight + ((now - midnight) // every + 1) * every
 
 
 def _drop_held_steps(session: Session, incident_id: int, clock: str | None = None) -> None:
@@ -87,6 +94,7 @@ class Incidents:
         self.calendar = WorkCalendar(cfg.calendar.holidays, cfg.calendar.workdays)
         self._clusterers: dict[str, Clusterer] = {}
         self._last_action = 0  # the last merge or split event the clusterers know of
+        self._last_step: dict[tuple[str, int], datetime] = {}  # (rule, tier) -> a step last sent on its own
 
     def _text(self, title: str | None, body: str | None) -> str:
         """What clustering reads of a post: as much as matching does ([matching] max_chars)."""
@@ -192,6 +200,7 @@ class Incidents:
 
         incident = Incident(
             rule=rule.name,
+            related_to=self._related(session, clusterer, seen_at, about) if about is not None else None,
             title=(post.title or post.body)[:200] or rule.name,
             severity=rule.severity,
             category=rule.category,
@@ -222,6 +231,16 @@ class Incidents:
         self._changed(incident, now)
         log.info("新建事件 #%d【%s】%s", incident.id, incident.severity, incident.title)
         return incident
+
+    @staticmethod
+    def _related(session: Session, clusterer: Clusterer, seen_at: datetime, about) -> int | None:
+        """The open incident whose event a new incident is another story of (its root, if that
+        one is itself related), or None."""
+        key = clusterer.related(seen_at, about)
+        other = session.get(Incident, key) if key is not None else None
+        if other is None or other.state == "closed":
+            return None
+        return other.related_to or other.id
 
     @staticmethod
     def _placed(session: Session, post: Post, rule: str) -> Incident | None:
@@ -539,18 +558,38 @@ class Incidents:
         clocks = self.clock_states(incident)
         title, body, markdown = render_all("opened", self.view(incident), clocks, now, templates=self.templates)
         alert = Alert(f"{incident.id}:opened", incident.id, None, "opened", first, self.recipients(first, incident, now), now, title, body, markdown)
-        fire(session, alert, now, self.alerting.channels, self.alerting.disposition, fold_until=self._over_budget(session, incident, now))
+        fold = self._over_budget(session, incident, now) or self._with_related(incident, now)
+        fire(session, alert, now, self.alerting.channels, self.alerting.disposition, fold_until=fold)
 
     def _fold_step(self, session: Session, incident: Incident, step, now: datetime) -> datetime | None:
-        """A repeat to a tier that has had this clock's escalation, and every step of an incident
-        whose 新舆情事件 went by digest (past the rule's budget), wait for the hourly digest."""
-        if step.repeat and self.cfg.alerts.fold_repeats:
-            return _next_hour(now)
-        if self.cfg.alerts.new_incidents_per_hour and session.scalar(
+        """A repeat to a tier that has had this clock's escalation waits for the next full hour
+        (one digest of them all); every step of an incident
+        whose 新舆情事件 went by digest (past the rule's budget) or that is another story of an
+        open incident's event, wait for the hourly digest; a
+        step of a rule whose last step to this tier went on its own less than group_interval ago
+        waits for the next group boundary. In memory: after a restart the first goes on its own."""
+        alerts = self.cfg.alerts
+        if step.repeat and alerts.fold_repeats:
+            return _next_hour(now)  # the tier hears "still not answered" once an hour for all such clocks
+        if alerts.new_incidents_per_hour and session.scalar(
             select(Notification.held_until).where(Notification.key == f"{incident.id}:opened")
         ) is not None:
             return _next_hour(now)
+        if incident.related_to is not None and alerts.group_interval:
+            return _next_hour(now)  # the event's own incident has had these on time
+        if alerts.group_interval:
+            last = self._last_step.get((incident.rule, step.tier))
+            if last is not None and now - last < alerts.group_interval:
+                return _next_boundary(now, alerts.group_interval)
+            self._last_step[(incident.rule, step.tier)] = now
         return None
+
+    def _with_related(self, incident: Incident, now: datetime) -> datetime | None:
+        """Another story of an open incident's event: its 新舆情事件 goes with the next digest
+        (group_interval), its reminders and escalations with the hourly one, so one earthquake
+        pages a few times an hour, not once per rumour."""
+        gi = self.cfg.alerts.group_interval
+        return _next_boundary(now, gi) if incident.related_to is not None and gi else None
 
     def _over_budget(self, session: Session, incident: Incident, now: datetime) -> datetime | None:
         """When a rule opened more than [alerts] new_incidents_per_hour incidents in the last
@@ -588,7 +627,7 @@ class Incidents:
         if incident.state == "closed":
             raise ActionError(f"事件 #{incident_id} 已关闭")
         if incident.acked_at is not None:
-            raise ActionError(f"事件 #{incident_id} 已于 {from_db(incident.acked_at)} 由 {incident.acked_by} 确认")
+            raise ActionError(f"事件 #{incident_id} 已于 {show(from_db(incident.acked_at))} 由 {incident.acked_by} 确认")
         incident.acked_at, incident.acked_by, incident.state = to_db(now), actor, "acknowledged"
         self._event(session, incident, now, actor, "acknowledged")
         return incident

@@ -123,6 +123,8 @@ class Incident(Base):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime)
     # Set when an officer merged this incident into another: it is closed, and says where to.
     merged_into: Mapped[int | None] = mapped_column(Integer)
+    # another story of the event an open incident is about (event mode): its alerts are digested
+    related_to: Mapped[int | None] = mapped_column(Integer)
     terms: Mapped[list] = mapped_column(JSON, default=list)
     first_post_url: Mapped[str | None] = mapped_column(Text)
     post_count: Mapped[int] = mapped_column(Integer, default=0)
