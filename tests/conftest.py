@@ -301,6 +301,11 @@ class Mailbox:
         self.messages.append(email.message_from_bytes(envelope.content))
         return "250 OK"
 
+    def parts(self, index: int = -1) -> dict[str, str]:
+        """The text parts of a message by content type, decoded."""
+        return {p.get_content_type(): p.get_payload(decode=True).decode(p.get_content_charset() or "utf-8")
+                for p in self.messages[index].walk() if p.get_content_maintype() == "text"}
+
     def subjects(self):
         from email.header import decode_header, make_header
 

@@ -43,6 +43,19 @@ def test_mail_and_webhook_both_receive(tmp_path, receiver, smtp):
     assert deliver_due(app.sessions, app.channels, clock, cfg.main.alerts) == 0  # once per (alert, target)
 
 
+def test_an_e_mail_alert_keeps_its_lines_in_the_text_part_and_has_a_real_html_part(tmp_path, receiver, smtp):
+    box, port = smtp
+    cfg, app, clock = world(tmp_path, receiver, f"  - mailto://127.0.0.1:{port}?from=monitor@example.gov.cn&to=duty@example.gov.cn&mode=insecure:\n      tag: mail\n")
+    body = "规则：危化品爆炸 <重大>\n首条：鼓楼区化工厂发生爆炸 & 起火\n处置：monitor incidents ack 1"
+    with app.sessions.begin() as s:
+        fire(s, Alert("m1", None, None, "test", 0, ("mail",), clock.now(), "【重大】新舆情事件 #1：危化品爆炸", body), clock.now(), app.channels)
+    deliver_due(app.sessions, app.channels, clock, cfg.main.alerts)
+    parts = box.parts()
+    text = parts["text/plain"].replace("\r\n", "\n")
+    assert [line.strip() for line in text.split("\n")] == body.split("\n")  # three lines, not one
+    assert "<br/>" in parts["text/html"] and "&lt;重大&gt;" in parts["text/html"] and "&amp; 起火" in parts["text/html"]
+
+
 def test_failing_channel_falls_back_and_raises_one_ops_alert(tmp_path, receiver):
     backup = Server()
     try:
@@ -82,6 +95,31 @@ def test_storm_becomes_one_digest_but_extreme_severity_pages_alone(tmp_path, rec
     with app.sessions() as s:
         assert sorted(set(s.scalars(select(Outbox.state)))) == ["digest", "sent"]
     assert deliver_due(app.sessions, app.channels, clock, cfg.main.alerts) == 0
+
+
+def test_the_most_urgent_go_first_and_特别重大_pages_alone_whatever_its_title_says(tmp_path, receiver):
+    cfg, app, clock = world(tmp_path, receiver, extra="[alerts]\nstorm_threshold = 0\n")
+    with app.sessions.begin() as s:
+        for i in range(120):  # a queue of reminders, older than the urgent alert
+            fire(s, Alert(f"r{i}", None, "权威回应", "reminder", 0, ("duty",), clock.now(), f"【一般】回应时限提醒 #{i}", "正文",
+                          severity="一般"), clock.now(), app.channels)
+    clock.advance(timedelta(seconds=1))
+    with app.sessions.begin() as s:  # a template override left the level out of the title
+        fire(s, Alert("x", None, None, "opened", 0, ("duty",), clock.now(), "新舆情 #99 隧道坍塌", "正文", severity="特别重大"),
+             clock.now(), app.channels)
+    assert deliver_due(app.sessions, app.channels, clock, cfg.main.alerts, limit=10) == 10
+    assert receiver.titles()[0] == "新舆情 #99 隧道坍塌"  # not behind the 120 reminders
+    # and in a storm it still pages on its own
+    cfg, app, clock = world(tmp_path / "storm", receiver, extra="[alerts]\nstorm_threshold = 3\n")
+    receiver.posts.clear()
+    with app.sessions.begin() as s:
+        for i in range(4):
+            fire(s, Alert(f"r{i}", None, "权威回应", "reminder", 0, ("duty",), clock.now(), f"【一般】回应时限提醒 #{i}", "正文",
+                          severity="一般"), clock.now(), app.channels)
+        fire(s, Alert("x", None, None, "opened", 0, ("duty",), clock.now(), "新舆情 #99 隧道坍塌", "正文", severity="特别重大"),
+             clock.now(), app.channels)
+    deliver_due(app.sessions, app.channels, clock, cfg.main.alerts)
+    assert sorted(t[:6] for t in receiver.titles()) == sorted(["新舆情 #9", "【告警汇总】"])
 
 
 def test_alerts_cli(tmp_path, receiver, capsys):

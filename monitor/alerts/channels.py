@@ -7,6 +7,7 @@ so that a retry after a partial failure goes only to the targets that failed.
 from __future__ import annotations
 
 import hashlib
+import html
 import logging
 import re
 from urllib.parse import quote, urlencode
@@ -22,6 +23,15 @@ log = logging.getLogger(__name__)
 
 # Channels whose messages render markdown; everything else gets plain text.
 MARKDOWN_SCHEMAS = {"dingtalk", "wecombot", "feishu", "lark"}
+EMAIL_SCHEMAS = {"mailto", "mailtos"}
+
+
+def email_html(text: str) -> str:
+    """An alert's plain text as the HTML part of an e-mail: escaped, line breaks kept. apprise
+    derives the text part from it with the breaks (handed plain text, it sends it as HTML, and
+    both parts come out as one run-on line)."""
+    lines = html.escape(text).split("\n")
+    return '<div style="font-family: sans-serif; line-height: 1.6">' + "<br/>".join(lines) + "</div>"
 
 
 @dataclass(frozen=True)
@@ -81,8 +91,11 @@ class Channels:
         if server is None:
             return False, "该通道已不在告警通道配置中"
         extra = {}
-        if markdown and server.url().split("://", 1)[0].lower() in MARKDOWN_SCHEMAS:
+        scheme = server.url().split("://", 1)[0].lower()
+        if markdown and scheme in MARKDOWN_SCHEMAS:
             body, extra["body_format"] = markdown, apprise.NotifyFormat.MARKDOWN
+        elif scheme in EMAIL_SCHEMAS:
+            body, extra["body_format"] = email_html(body), apprise.NotifyFormat.HTML
         if attach:
             files = apprise.AppriseAttachment()
             for path in attach:

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,6 +46,7 @@ class Alert:
     title: str
     body: str
     markdown: str | None = None  # for channels that render it
+    severity: str | None = None  # the incident's level; None for alerts about the system
 
 
 def fire(
@@ -72,6 +73,7 @@ def fire(
         body=alert.body,
         body_md=alert.markdown,
         held_until=to_db(fold_until),
+        severity=alert.severity,
     )
     try:
         with session.begin_nested():
@@ -153,7 +155,7 @@ class Delivery:
         with self.sessions() as session:
             due = session.execute(
                 select(Outbox.id, Outbox.state, Outbox.target, Notification.held_until.is_not(None).label("fold"), Notification.title,
-                       Notification.kind)
+                       Notification.kind, Notification.severity)
                 .join(Notification, Notification.id == Outbox.notification_id)
                 .where(
                     or_(
@@ -161,7 +163,7 @@ class Delivery:
                         (Outbox.state == "sending") & (Outbox.next_attempt_at <= to_db(now - SENDING_LEASE)),
                     )
                 )
-                .order_by(Outbox.next_attempt_at, Outbox.id)
+                .order_by(_urgency(), Outbox.next_attempt_at, Outbox.id)  # never behind a queue of reminders
                 .limit(limit)
             ).all()
         due = [r for r in due if r.id not in waiting]
@@ -178,9 +180,9 @@ class Delivery:
             if repeats:
                 delivered += self._deliver_digest(target, repeats, "提醒与升级汇总", "条时限提醒与升级（合并发送）")
             rows = [r for r in rows if not r.fold]
-            # 特别重大 is never folded into a digest: it pages on its own.
-            single = [r for r in rows if r.title.startswith("【特别重大】")]
-            batch = [r for r in rows if not r.title.startswith("【特别重大】")]
+            # 特别重大 is never folded into a storm digest: it pages on its own.
+            single = [r for r in rows if _top_level(r)]
+            batch = [r for r in rows if not _top_level(r)]
             if self.cfg.storm_threshold and len(batch) >= self.cfg.storm_threshold:
                 delivered += self._deliver_digest(target, batch)
             else:
@@ -222,6 +224,21 @@ class Delivery:
         ok, error = self.channels.send(target, title, body)
         self._recorded([r.id for r in claimed], ok, error, title, state_ok="digest")
         return len(claimed) if ok else 0
+
+
+def _urgency():
+    """Sort key of a due delivery: 特别重大, then new incidents and escalations of 重大, then the
+    rest (reminders, digests, system alerts) — each group oldest first."""
+    return case(
+        (Notification.severity == "特别重大", 0),
+        ((Notification.severity == "重大") & Notification.kind.in_(("opened", "escalation")), 1),
+        else_=2,
+    )
+
+
+def _top_level(row) -> bool:
+    # rows fired before notifications.severity existed say it only in their title
+    return row.severity == "特别重大" or (row.severity is None and row.title.startswith("【特别重大】"))
 
 
 def deliver_due(

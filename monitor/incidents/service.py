@@ -274,7 +274,7 @@ class Incidents:
         title, body = render_progress(self.view(incident), self.clock_states(incident), (post.title or post.body or "")[:80],
                                       post.url, reopened)
         alert = Alert(f"{incident.id}:progress:{wave.isoformat()}", incident.id, None, "progress", first,
-                      self.recipients(first, incident, now), now, title, body)
+                      self.recipients(first, incident, now), now, title, body, severity=incident.severity)
         fire(session, alert, now, self.alerting.channels, self.alerting.disposition)
 
     def heat(self, session: Session, incident: Incident, now: datetime) -> Heat:
@@ -307,7 +307,8 @@ class Incidents:
                 body = (f"事件：#{incident.id} {incident.rule}：{incident.title}\n热度：{reason}\n"
                         f"如同意：monitor incidents regrade {incident.id} {rule.raise_to}")
                 first = self.policy_for(incident.severity).first_tier
-                alert = Alert(key, incident.id, None, "suggest", first, self.recipients(first, incident, now), now, title, body)
+                alert = Alert(key, incident.id, None, "suggest", first, self.recipients(first, incident, now), now, title, body,
+                              severity=incident.severity)
                 if fire(session, alert, now, self.alerting.channels, self.alerting.disposition) is not None:
                     self._event(session, incident, now, "system:热度", "heat", suggested=rule.raise_to, reason=reason)
             return
@@ -549,7 +550,7 @@ class Incidents:
         tier = self.cfg.tier[step.tier]
         title, body, markdown = render_all(step.kind, view, clocks, now, step, tier.name, self.templates)
         tags = self.recipients(step.tier, incident, now)
-        alert = Alert(step.key, view.id, step.clock, step.kind, step.tier, tags, step.at, title, body, markdown)
+        alert = Alert(step.key, view.id, step.clock, step.kind, step.tier, tags, step.at, title, body, markdown, incident.severity)
         channels = self.alerting.channels if disposition == "sent" else None
         fire(session, alert, now, channels, disposition, fold_until=self._fold_step(session, incident, step, now))
 
@@ -557,7 +558,8 @@ class Incidents:
         first = self.policy_for(incident.severity).first_tier
         clocks = self.clock_states(incident)
         title, body, markdown = render_all("opened", self.view(incident), clocks, now, templates=self.templates)
-        alert = Alert(f"{incident.id}:opened", incident.id, None, "opened", first, self.recipients(first, incident, now), now, title, body, markdown)
+        alert = Alert(f"{incident.id}:opened", incident.id, None, "opened", first, self.recipients(first, incident, now), now, title, body,
+                      markdown, incident.severity)
         fold = self._over_budget(session, incident, now) or self._with_related(incident, now)
         fire(session, alert, now, self.alerting.channels, self.alerting.disposition, fold_until=fold)
 
@@ -703,7 +705,8 @@ class Incidents:
         pending = [c.name for c in self.clock_states(incident) if c.met_at is None]
         title, body = render_reply(self.view(incident), post.title or post.body[:60], post.reply_status, post.reply_text,
                                    post.url, replied_at, pending)
-        alert = Alert(f"{incident.id}:reply:{post.id}", incident.id, None, "reply", first, self.recipients(first, incident, now), now, title, body)
+        alert = Alert(f"{incident.id}:reply:{post.id}", incident.id, None, "reply", first, self.recipients(first, incident, now), now, title, body,
+                      severity=incident.severity)
         fire(session, alert, now, self.alerting.channels, self.alerting.disposition)
 
     @staticmethod

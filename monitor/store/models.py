@@ -186,6 +186,8 @@ class Notification(Base):
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
     clock: Mapped[str | None] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(20))  # opened | reminder | escalation
+    # the incident's level when fired (NULL: about the system, or fired before migration 0012)
+    severity: Mapped[str | None] = mapped_column(String(20))
     tier: Mapped[int] = mapped_column(Integer)
     tags: Mapped[list] = mapped_column(JSON)
     scheduled_at: Mapped[datetime] = mapped_column(DateTime)
