@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from monitor import secrets
-from monitor.clock import SystemClock, from_db, parse_iso, show, show_delta
+from monitor.clock import SystemClock, from_db, parse_iso, show, show_delta, show_due
 from monitor.config import ConfigError, load
 
 DEFAULT_CONFIG = "/etc/monitor/monitor.toml"
@@ -572,7 +572,7 @@ def _incidents(args) -> int:
                 clock = next(c for c in incident.clocks if c.name == args.clock)
                 late = now > from_db(clock.due_at)
                 print(f"事件 #{args.id}「{args.clock}」已于 {show(now)} 登记完成"
-                      f"{'（超时，截止 ' if late else '（按时，截止 '}{show(from_db(clock.due_at))}）")
+                      f"{'（超时，截止 ' if late else '（按时，截止 '}{show_due(from_db(clock.due_at))}）")
             elif command == "close":
                 service.close(session, args.id, actor, now)
                 print(f"事件 #{args.id} 已于 {show(now)} 关闭")
@@ -586,7 +586,7 @@ def _incidents(args) -> int:
                 incident = service.regrade(session, args.id, args.level, actor, now)
                 print(f"事件 #{args.id} 级别改为「{args.level}」，时限已重算：")
                 for c in service.clock_states(incident):
-                    print(f"  · {c.name}：{show(c.due_at)} 截止")
+                    print(f"  · {c.name}：{show_due(c.due_at)} 截止")
     except ActionError as e:
         print(f"无法执行：{e}", file=sys.stderr)
         return 1
@@ -613,7 +613,7 @@ def _incidents_list(sessions, service, now, include_closed: bool) -> int:
                 if c.met_at:
                     print(f"    {c.name}：已完成 {show(c.met_at)}")
                 else:
-                    print(f"    {c.name}：{show(c.due_at)} 截止，{time_left(c.due_at, now)}")
+                    print(f"    {c.name}：{show_due(c.due_at)} 截止，{time_left(c.due_at, now)}")
     return 0
 
 

@@ -74,6 +74,17 @@ def show(dt: datetime | None) -> str:
     return as_utc(dt).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
 
 
+def show_due(dt: datetime | None) -> str:
+    """A deadline: one that falls at midnight is the end of the day before (a 20th working day
+    ending 12-30 reads 2026-12-30 24:00, not 2026-12-31 00:00)."""
+    if dt is None:
+        return "—"
+    local = as_utc(dt).astimezone(SHANGHAI)
+    if (local.hour, local.minute, local.second) == (0, 0, 0):
+        return (local - timedelta(days=1)).strftime("%Y-%m-%d") + " 24:00"
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
 def show_delta(delta: timedelta) -> str:
     """剩余/超时 durations in Chinese: 2天3小时, 4小时5分, 12分钟, 40秒."""
     seconds = int(abs(delta).total_seconds())

@@ -55,3 +55,15 @@ def test_replay_with_a_working_day_rule(tmp_path):
     clocks = {c["name"]: c["due_at"] for c in json.loads(out.read_text())["incidents"][0]["clocks"]}
     # the 20th working day after 09-30 is 11-03 (国庆 skipped, 10-10 worked): due at its end
     assert clocks == {"权威回应": "2026-10-02T10:00:00+08:00", "依申请公开答复": "2026-11-04T00:00:00+08:00"}
+
+
+def test_a_working_day_deadline_reads_as_the_end_of_that_day():
+    from monitor.alerts.render import clock_line
+    from monitor.clock import show_due
+    from monitor.incidents.escalation import ClockState
+
+    due = WorkCalendar().add_working_days(parse_iso("2026-09-30T10:00:00+08:00"), 3)  # the end of 10-10
+    assert show_due(due) == "2026-10-10 24:00"
+    assert show_due(parse_iso("2026-10-10T17:30:00+08:00")) == "2026-10-10 17:30"
+    line = clock_line(ClockState("依申请公开答复", parse_iso("2026-09-30T10:00:00+08:00"), due), parse_iso("2026-10-09T09:00:00+08:00"))
+    assert "2026-10-10 24:00 截止" in line

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from monitor.clock import show, show_delta
+from monitor.clock import show, show_delta, show_due
 from monitor.alerts.templates import DEFAULT_TEMPLATES, Templates
 from monitor.incidents.escalation import ClockState, Step
 
@@ -28,7 +28,7 @@ class IncidentView:
 def clock_line(c: ClockState, now: datetime) -> str:
     if c.met_at is not None:
         return f"· {c.name}：{clock_status(c, now)}"
-    return f"· {c.name}：{show(c.due_at)} 截止，{clock_status(c, now)}"
+    return f"· {c.name}：{show_due(c.due_at)} 截止，{clock_status(c, now)}"
 
 
 def time_left(due_at: datetime, now: datetime) -> str:
@@ -86,7 +86,7 @@ def render_all(
             "acked": incident.acked_at is not None,
         },
         "clocks": [
-            {"name": c.name, "due": show(c.due_at), "status": clock_status(c, now), "line": clock_line(c, now)}
+            {"name": c.name, "due": show_due(c.due_at), "status": clock_status(c, now), "line": clock_line(c, now)}
             for c in clocks
         ],
         "step": step_context,
