@@ -23,6 +23,7 @@ import signal
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Callable
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -30,9 +31,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.alerts.handoff import send_handoffs
 from monitor.alerts.outbox import Alert, Delivery, fire
-from monitor.app import App, build, make_matcher, setup_logging
+from monitor.app import App, build, load_channels, make_matcher, setup_logging
 from monitor.clock import Clock, SystemClock, show, show_delta
-from monitor.config import Config, ConfigError, expand_rule_paths, load_rules
+from monitor.config import Config, ConfigError, expand_rule_paths
+from monitor.config import load as load_config
+from monitor.incidents.service import Alerting
 from monitor.sources.http import make_client
 from monitor.sources import health
 from monitor.sources.engine import PollEngine
@@ -107,7 +110,8 @@ class Daemon:
             id="poll", executor="dispatch", next_run_time=self._soon())
         job(self._guarded("升级检查", self.tick_job), "interval", seconds=main.escalation.tick.total_seconds(), id="tick",
             executor="tick", next_run_time=self._soon())
-        self.rules_signature = self._rules_signature()
+        self.config_signature = self._config_signature()
+        self.apprise_bytes = _read(cfg.apprise_path)
         job(self.rules_job, "interval", seconds=2, id="rules")
         job(self._guarded("告警投递", self.deliver_job), "interval", seconds=main.alerts.deliver_every.total_seconds(),
             id="deliver", executor="deliver", next_run_time=self._soon())
@@ -201,19 +205,21 @@ class Daemon:
             return len(health.check(session, self.cfg.main, self.app.channels, self.clock.now()))
 
     def rules_job(self) -> None:
-        """Reload the watchword rules on SIGHUP or when a rule file changes."""
-        signature = self._rules_signature()
-        if not self.reload_requested.is_set() and signature == self.rules_signature:
+        """Reload the whole configuration on SIGHUP or when one of its files changes."""
+        signature = self._config_signature()
+        if not self.reload_requested.is_set() and signature == self.config_signature:
             return
         self.reload_requested.clear()
-        self.rules_signature = signature
-        self.reload_rules()
+        self.config_signature = signature
+        self.reload()
 
-    def _rules_signature(self) -> tuple:
+    def _config_files(self) -> list[Path]:
         names = self.cfg.main.watchwords if isinstance(self.cfg.main.watchwords, list) else [self.cfg.main.watchwords]
-        paths = expand_rule_paths([self.cfg.resolve(n) for n in names])
+        return [self.cfg.path, self.cfg.apprise_path, *expand_rule_paths([self.cfg.resolve(n) for n in names])]
+
+    def _config_signature(self) -> tuple:
         out = []
-        for path in paths:
+        for path in self._config_files():
             try:
                 st = path.stat()
                 out.append((str(path), st.st_mtime_ns, st.st_size))
@@ -221,27 +227,64 @@ class Daemon:
                 out.append((str(path), None, None))
         return tuple(out)
 
-    def reload_rules(self) -> bool:
-        names = self.cfg.main.watchwords if isinstance(self.cfg.main.watchwords, list) else [self.cfg.main.watchwords]
-        paths = expand_rule_paths([self.cfg.resolve(n) for n in names])
+    def reload(self) -> bool:
+        """Validate the new configuration whole (monitor.toml, rules, apprise.yml), then apply
+        all of it or none (Alertmanager's rule): on error the old one stays, and the log says
+        where (file:line). One line says what changed."""
+        old = self.cfg
         try:
-            rules = load_rules(paths)
-            if not rules:
-                raise ConfigError([f"{', '.join(map(str, paths))}: 没有任何 [[rule]]"])
+            new = load_config(old.path)
+            if not new.rules:
+                raise ConfigError([f"{old.path}: 没有任何 [[rule]]"])
+            channels = load_channels(new)
         except ConfigError as e:
-            log.error("规则文件有误，继续使用原有的 %d 条规则：%s", len(self.cfg.rules), "；".join(e.problems))
+            rule_files = {str(p) for p in self._config_files()[2:]}
+            if e.problems and all(any(problem.startswith(f) for f in rule_files) for problem in e.problems):
+                log.error("规则文件有误，继续使用原有的 %d 条规则：%s", len(old.rules), "；".join(e.problems))
+            else:
+                log.error("配置有误，继续使用原有配置：%s", "；".join(e.problems))
             return False
-        matcher = make_matcher(self.cfg, rules)
-        matcher.segmenter.initialize()  # the slow part, before taking the pipeline lock
-        before = {r.name: r for r in self.cfg.rules}
-        after = {r.name: r for r in rules}
-        added = sorted(set(after) - set(before))
-        removed = sorted(set(before) - set(after))
-        changed = sorted(n for n in set(after) & set(before) if after[n] != before[n])
-        self.app.pipeline.replace_matcher(matcher)
-        self.cfg.rules = rules
-        log.info("规则已重新加载：%d 条（新增 %s；删除 %s；修改 %s）", len(rules),
-                 "、".join(added) or "无", "、".join(removed) or "无", "、".join(changed) or "无")
+        matcher = None
+        if new.rules != old.rules:
+            matcher = make_matcher(new, new.rules)
+            matcher.segmenter.initialize()  # the slow part, before anything is swapped
+        frozen = _needs_restart(old, new)
+        main = new.main
+        try:
+            self.poller.register(main.source)  # rows for added sources: the one write, first
+        except Exception as e:
+            if not is_transient(e):
+                raise
+            self.db.failed(e, "重新加载配置")
+            self.config_signature = ()  # try again at the next look
+            return False
+        changes = describe_changes(old, new)
+        apprise_now = _read(new.apprise_path)
+        if apprise_now != self.apprise_bytes:
+            changes.append("告警地址（apprise 配置）已更新")
+        app = self.app
+        with app.pipeline._lock:  # no batch or tick sees half of each
+            if matcher is not None:
+                app.pipeline.replace_matcher(matcher)
+            app.incidents.reconfigure(main, Alerting(channels, app.incidents.alerting.dry_run))
+            app.cfg, app.channels = new, channels
+            self.poller.http = main.http
+            self.engine.set_sources(main.source)
+            self.delivery.channels, self.delivery.cfg, self.delivery.ops_tags = channels, main.alerts, main.ops_tags
+            if getattr(self, "reporter", None) is not None:
+                self.reporter.cfg, self.reporter.report_cfg, self.reporter.channels = new, main.report, channels
+            self.cfg, self.apprise_bytes = new, apprise_now
+        for job_id, seconds in (("poll", main.daemon.poll_check), ("tick", main.escalation.tick), ("deliver", main.alerts.deliver_every)):
+            self.scheduler.reschedule_job(job_id, trigger="interval", seconds=seconds.total_seconds())
+        if new.rules != old.rules:
+            before, after = {r.name: r for r in old.rules}, {r.name: r for r in new.rules}
+            log.info("规则已重新加载：%d 条（新增 %s；删除 %s；修改 %s）", len(new.rules),
+                     "、".join(sorted(set(after) - set(before))) or "无", "、".join(sorted(set(before) - set(after))) or "无",
+                     "、".join(sorted(n for n in set(after) & set(before) if after[n] != before[n])) or "无")
+        log.info("配置已重新加载：%s", "；".join(changes) or "没有变化")
+        if frozen:
+            log.warning("以下设置需重启服务才生效（仍按原值运行）：%s", "、".join(frozen))
+        self.notifier.notify(f"STATUS=运行中：{len(main.source)} 个来源，{len(new.rules)} 条规则（配置已于 {show(self.clock.now())} 重新加载）")
         return True
 
     def tick_job(self) -> int:
@@ -310,6 +353,51 @@ class Daemon:
         finally:
             self.stop()
         return 0
+
+
+# What a reload cannot change under a running daemon: the database, the worker pool, the demo.
+_FROZEN = {"数据库地址": lambda c: c.database_url(), "轮询线程数（[daemon] workers）": lambda c: c.main.daemon.workers,
+           "状态目录": lambda c: c.state_dir, "演示（[demo]）": lambda c: c.main.demo, "周报开关": lambda c: c.main.report.enabled,
+           "日志级别": lambda c: c.main.daemon.log_level}
+
+# Sections of monitor.toml a person names when saying what changed, in the order they read them.
+_SECTIONS = (("值班人员", "person"), ("班次", "shift"), ("值班梯队", "tier"), ("升级策略", "escalation"), ("回应时限", "clock"),
+             ("告警设置", "alerts"), ("模板", "templates"), ("事件归并", "incidents"), ("热度", "heat"), ("匹配", "matching"),
+             ("来源健康", "health"), ("周报", "report"), ("抓取", "http"), ("节假日", "calendar"))
+
+
+def _needs_restart(old: Config, new: Config) -> list[str]:
+    out = []
+    for name, get in _FROZEN.items():
+        try:
+            if get(old) != get(new):
+                out.append(name)
+        except ConfigError:
+            out.append(name)
+    return out
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def describe_changes(old: Config, new: Config) -> list[str]:
+    """What a reload changed, in words: sources and rules by name, other sections by name."""
+    out = []
+    for label, a, b in (("来源", old.main.source, new.main.source), ("规则", old.rules, new.rules)):
+        before, after = {x.name: x for x in a}, {x.name: x for x in b}
+        parts = [f"{verb} {'、'.join(names)}" for verb, names in (
+            ("新增", sorted(set(after) - set(before))), ("删除", sorted(set(before) - set(after))),
+            ("修改", sorted(n for n in set(after) & set(before) if after[n] != before[n]))) if names]
+        if parts:
+            out.append(f"{label}{'，'.join(parts)}")
+    sections = [label for label, key in _SECTIONS if getattr(old.main, key, None) != getattr(new.main, key, None)]
+    if sections:
+        out.append("已更新：" + "、".join(sections))
+    return out
 
 
 def run(cfg: Config) -> int:

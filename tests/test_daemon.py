@@ -201,3 +201,42 @@ def test_rules_hot_reload_on_change_and_sighup_and_invalid_files_are_refused(tmp
     # No post was lost or matched twice across the reloads.
     assert scalar(db, "select count(*) from posts where processed_at is null") == 0
     assert scalar(db, "select count(*) from (select post_id, rule from matches group by post_id, rule having count(*) > 1)") == 0
+
+
+def test_sighup_reloads_the_whole_config_and_a_broken_one_is_refused_whole(tmp_path, server, receiver):
+    """The admin moves the duty officer to another address and adds a source; SIGHUP; the next
+    alert goes to the new address and the new source is polled. A broken monitor.toml changes
+    nothing, and the log names the line."""
+    words = ('[[rule]]\nname = "危化品爆炸"\nterms = ["爆炸"]\nseverity = "重大"\n'
+             '[[rule]]\nname = "建筑坍塌"\nterms = ["塌方"]\nseverity = "重大"\n')
+    now = SystemClock().now()
+    server.routes["/f1"] = Route(rss([{"id": "a1", "title": "开发区化工厂爆炸", "published": now}]))
+    server.routes["/f2"] = Route(rss([{"id": "b1", "title": "城东隧道塌方", "published": now}]))
+    cfg = write_config(tmp_path / "cfg", receiver_url=receiver.url("/old"), sources=[("f1", server.url("/f1"))], watchwords=words)
+    cfg.write_text(cfg.read_text().replace('interval = "1m"', 'interval = "1s"'))
+    apprise_file = tmp_path / "cfg" / "apprise.yml"
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen([sys.executable, "-m", "monitor", "run", "--config", str(cfg)], stdout=subprocess.DEVNULL, stderr=log_file)
+        try:
+            log = lambda: log_path.read_text(encoding="utf-8")  # noqa: E731
+            wait_for(lambda: any(p["path"] == "/old" for p in receiver.posts), what="the first alert, to the old address")
+            apprise_file.write_text(apprise_file.read_text().replace("/old", "/new"), encoding="utf-8")
+            text = cfg.read_text() + f'\n[[source]]\nname = "f2"\nurl = "{server.url("/f2")}"\ninterval = "1s"\njitter = 0\n'
+            cfg.write_text(text)
+            proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "配置已重新加载：来源新增 f2" in log(), what="reload")
+            assert "告警地址（apprise 配置）已更新" in log()
+            wait_for(lambda: any(p["path"] == "/new" and "#2" in p["payload"].get("title", "") for p in receiver.posts),
+                     what="the new source's alert at the new address")
+            assert not any(p["path"] == "/old" and "#2" in p["payload"].get("title", "") for p in receiver.posts)
+            # A broken monitor.toml: refused whole, with its line; the daemon goes on as before.
+            cfg.write_text(text + '\n[escalation]\nrepeat_every = "两小时"\n')
+            proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: "配置有误，继续使用原有配置" in log(), what="refusal")
+            assert "monitor.toml" in log().split("配置有误，继续使用原有配置")[1].splitlines()[0]
+            assert proc.poll() is None
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+        finally:
+            proc.kill()

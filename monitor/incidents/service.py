@@ -96,6 +96,16 @@ class Incidents:
         self._last_action = 0  # the last merge or split event the clusterers know of
         self._last_step: dict[tuple[str, int], datetime] = {}  # (rule, tier) -> a step last sent on its own
 
+    def reconfigure(self, cfg: MainConfig, alerting: Alerting) -> None:
+        """A reloaded configuration: roster, tiers, policies, clocks, templates, calendar. The
+        content index is rebuilt only if how incidents are grouped changed."""
+        if cfg.incidents != self.cfg.incidents:
+            self._clusterers.clear()
+        self.cfg, self.alerting = cfg, alerting
+        self.tier_names = [t.name for t in cfg.tier]
+        self.templates = compile_templates(cfg.template_overrides())
+        self.calendar = WorkCalendar(cfg.calendar.holidays, cfg.calendar.workdays)
+
     def _text(self, title: str | None, body: str | None) -> str:
         """What clustering reads of a post: as much as matching does ([matching] max_chars)."""
         n = self.cfg.matching.max_chars or None
