@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import secrets
-from monitor.alerts.channels import ChannelError, Channels
+from monitor.alerts.channels import ChannelError, Channels, check_file, shown
 from monitor.alerts.roster import person_tag
 from monitor.clock import SHANGHAI, Clock
 from monitor.config import Config, ConfigError, WatchRule
@@ -62,17 +62,17 @@ def make_matcher(cfg: Config, rules: list[WatchRule]) -> Matcher:
 
 def load_channels(cfg: Config) -> Channels:
     """apprise targets, checked against the tiers: a tier nobody receives is a config error."""
+    problems = check_file(cfg.apprise_path) if cfg.apprise_path.is_file() else []
     try:
         channels = Channels.from_file(cfg.apprise_path)
     except ChannelError as e:
-        raise ConfigError([str(e)]) from None
-    problems = []
+        raise ConfigError([*problems, str(e)]) from None
     for person in cfg.main.person:
         for url in person.urls:
             expanded = os.path.expandvars(url)
             secrets.register_url(expanded)
             if not channels.add(expanded, person_tag(person.name)):
-                problems.append(f"{cfg.path}: [[person]] 「{person.name}」的 urls 中有无法识别的 apprise 地址：{secrets.redact(expanded)}")
+                problems.append(f"{cfg.path}: [[person]] 「{person.name}」的 urls 中有无法识别的 apprise 地址：{shown(expanded)}")
         for tag in person.tags:
             if not channels.targets(tag):
                 problems.append(f"{cfg.path}: [[person]] 「{person.name}」的标签 {tag} 在 {cfg.apprise_path} 中没有任何告警地址")

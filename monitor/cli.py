@@ -38,9 +38,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="运行监测守护进程")
     _config_arg(p)
 
-    p = sub.add_parser("check-config", help="只校验配置，不运行")
+    p = sub.add_parser("check-config", help="只校验配置，不运行（与 run 启动时的检查相同，含数据库连接）")
     _config_arg(p)
     p.add_argument("--watchwords", help="关键词规则文件（默认取配置文件中的 watchwords）")
+    p.add_argument("--offline", action="store_true", help="不连接数据库（如在另一台机器上检查配置）")
 
     p = sub.add_parser("db", help="数据库维护")
     dbs = p.add_subparsers(dest="db_command", required=True, metavar="子命令")
@@ -361,10 +362,26 @@ def _report_weekly(args) -> int:
 def _check_config(args) -> int:
     from monitor.app import load_channels
 
+    from monitor.store.db import check_reachable, safe_url
+
     cfg = load(args.config, args.watchwords)
-    load_channels(cfg)
+    problems = []
+    try:
+        load_channels(cfg)
+    except ConfigError as e:
+        problems += e.problems
+    try:
+        url = cfg.database_url()
+        why = None if args.offline else check_reachable(url)
+        if why:
+            problems.append(f"{cfg.path}: [database] {why}")
+    except ConfigError as e:
+        problems += e.problems
+    if problems:
+        raise ConfigError(problems)
     terms = sum(len(r.terms) for r in cfg.rules)
     print(f"配置有效：{cfg.path}")
+    print(f"  数据库：{safe_url(url)}{'（未连接检查：--offline）' if args.offline else ''}")
     print(f"  规则 {len(cfg.rules)} 条（关键词 {terms} 个），来源 {len(cfg.main.source)} 个，时限 {len(cfg.main.clock)} 种，值班梯队 {len(cfg.main.tier)} 级")
     for clock in cfg.main.clock:
         limit = f"{clock.working_days} 个工作日内" if clock.working_days else f"{clock.within.total_seconds() / 3600:g} 小时内"

@@ -750,11 +750,33 @@ def _validate(model: type[BaseModel], path: Path, data: dict, text: str) -> Any:
         problems = []
         for err in e.errors():
             loc = tuple(err["loc"])
-            line = locate(lines, loc)
+            line = locate(lines, loc) or _line_naming(text, _message(err))
             where = f"{path}:{line}" if line else str(path)
             key = _format_loc(loc)
             problems.append(f"{where}: {key + '：' if key else ''}{_message(err)}")
         raise ConfigError(problems) from None
+
+
+def _line_naming(text: str, message: str) -> int | None:
+    """A check across tables (a duplicate name, a person a shift names but nobody defines) has
+    no key of its own: the line where a name the message quotes is written as a TOML string,
+    the last name first (「夜班」…：张三 is about 张三)."""
+    table = re.match(r"\[(templates\.\w+)\]", message)
+    if table:
+        header = f"[{table.group(1)}]"
+        return next((n for n, line in enumerate(text.splitlines(), start=1) if line.strip() == header), None)
+    names = re.findall(r"「([^」]+)」", message)
+    tail = message.rsplit("：", 1)[-1] if "：" in message else ""
+    names += [n.strip() for n in re.split(r"[、，,]", tail) if n.strip() and len(n.strip()) <= 40]
+    lines = list(enumerate(text.splitlines(), start=1))
+    if "重复" in message:
+        lines.reverse()  # the second of two is the one to fix
+    for name in reversed(names):
+        needle = f'"{name}"'
+        for number, line in lines:
+            if needle in line.split("#", 1)[0]:
+                return number
+    return None
 
 
 def expand_rule_paths(paths: list[Path]) -> list[Path]:

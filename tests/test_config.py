@@ -112,3 +112,40 @@ def test_tier_without_apprise_target_is_an_error(tmp_path, capsys):
     path = write_config(tmp_path, extra='[[tier]]\nname = "值班员"\ntags = ["nobody"]\n')
     assert main(["check-config", "--config", str(path)]) == 2
     assert "nobody" in capsys.readouterr().err
+
+
+def test_check_config_says_what_run_would_refuse_with_file_and_line_and_no_secret(tmp_path, capsys, receiver, monkeypatch):
+    # an unset url_env
+    monkeypatch.delenv("MONITOR_DATABASE_URL", raising=False)
+    monkeypatch.delenv("NO_SUCH_DB_URL", raising=False)
+    path = write_config(tmp_path / "a", receiver_url=receiver.url("/hook"), extra='[database]\nurl_env = "NO_SUCH_DB_URL"\n')
+    assert main(["check-config", "--config", str(path)]) == 2
+    assert "环境变量 NO_SUCH_DB_URL 未设置" in capsys.readouterr().err
+    # an apprise line apprise cannot read: named with its line, its token never printed
+    path = write_config(tmp_path / "b", receiver_url=receiver.url("/hook"))
+    apprise_file = tmp_path / "b" / "apprise.yml"
+    apprise_file.write_text(apprise_file.read_text() + "  - jsn://127.0.0.1/Tok3nSecretValue:\n      tag: lead\n", encoding="utf-8")
+    assert main(["check-config", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{apprise_file}:5: 无法识别的告警地址 jsn://***（未知的协议）" in err and "Tok3nSecretValue" not in err
+    # a person's own URL with an unknown scheme: no token either
+    path = write_config(tmp_path / "c", receiver_url=receiver.url("/hook"),
+                        extra='[[person]]\nname = "李四"\nurls = ["wecom-bot://Sup3rSecretKey99"]\n')
+    assert main(["check-config", "--config", str(path)]) == 2
+    assert "Sup3rSecretKey99" not in capsys.readouterr().err
+    # a shift naming someone nobody defined: the line of the name
+    path = write_config(tmp_path / "d", receiver_url=receiver.url("/hook"),
+                        extra='[[person]]\nname = "李四"\ntags = ["duty"]\n[[shift]]\nname = "夜班"\ntier = "值班员"\npeople = ["张三"]\n'
+                              'start = "17:30"\nend = "08:30"\n')
+    assert main(["check-config", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    line = next(n for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1) if '"张三"' in text)
+    assert f"{path}:{line}: [[shift]] 夜班：未在 [[person]] 中定义的人员：张三" in err
+    # a database server that does not answer, with a password in its URL
+    path = write_config(tmp_path / "e", receiver_url=receiver.url("/hook"),
+                        database_url="postgresql+psycopg://monitor:Passw0rdXyz@127.0.0.1:1/monitor")
+    assert main(["check-config", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "无法连接数据库" in err and "127.0.0.1:1" in err and "Passw0rdXyz" not in err
+    assert main(["check-config", "--offline", "--config", str(path)]) == 0
+    assert "未连接检查" in capsys.readouterr().out

@@ -6,8 +6,10 @@ so that a retry after a partial failure goes only to the targets that failed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
+import os
 import logging
 import re
 from urllib.parse import quote, urlencode
@@ -24,6 +26,60 @@ log = logging.getLogger(__name__)
 # Channels whose messages render markdown; everything else gets plain text.
 MARKDOWN_SCHEMAS = {"dingtalk", "wecombot", "feishu", "lark"}
 EMAIL_SCHEMAS = {"mailto", "mailtos"}
+
+
+def shown(url: str) -> str:
+    """An apprise URL as it may be printed when apprise cannot read it (so cannot say which part
+    is the token): its scheme only."""
+    scheme = url.split("://", 1)[0] if "://" in url else "?"
+    return f"{scheme}://***"
+
+
+def check_file(path: Path) -> list[str]:
+    """What apprise would silently drop from its config file, each with file:line: a YAML
+    syntax error, a URL of an unknown scheme or that its plugin cannot parse."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        return [f"{path}: 无法读取告警通道配置（{e.strerror}）"]
+    if path.suffix.lower() in (".yml", ".yaml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            return [f"{where}: YAML 语法错误：{getattr(e, 'problem', None) or e}"]
+        urls = []
+        for entry in (data.get("urls") or []) if isinstance(data, dict) else []:
+            if isinstance(entry, str):
+                urls.append(entry)
+            elif isinstance(entry, dict):
+                urls.extend(str(k) for k in entry)
+    else:  # apprise's text format: "url" or "tag=url" per line
+        urls = [line.split("=", 1)[1].strip() if "=" in line.split("://", 1)[0] else line.strip()
+                for line in text.splitlines() if line.strip() and not line.lstrip().startswith(("#", ";"))]
+    lines = text.splitlines()
+    problems = []
+    for url in urls:
+        expanded = os.path.expandvars(url)
+        if apprise.Apprise.instantiate(expanded) is None:
+            number = next((n for n, line in enumerate(lines, start=1) if url in line), None)
+            where = f"{path}:{number}" if number else str(path)
+            scheme = url.split("://", 1)[0] if "://" in url else ""
+            why = "未知的协议" if scheme.lower() not in _known_schemes() else "地址不完整或格式有误"
+            problems.append(f"{where}: 无法识别的告警地址 {shown(url)}（{why}）")
+    return problems
+
+
+@functools.lru_cache(maxsize=1)
+def _known_schemes() -> frozenset[str]:
+    out = set()
+    for plugin in apprise.Apprise().details()["schemas"]:
+        for key in ("protocols", "secure_protocols"):
+            out.update(p.lower() for p in (plugin.get(key) or ()))
+    return frozenset(out)
 
 
 def email_html(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from alembic import command
@@ -22,6 +23,34 @@ def safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return secrets.redact(url)
+
+
+def check_reachable(url: str, timeout: float = 5.0) -> str | None:
+    """What `run` would meet opening this database, without creating or changing anything:
+    None if it can, else why not (in Chinese, password hidden)."""
+    from monitor.store.faults import describe
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database or ""
+        if db in ("", ":memory:") or db.startswith("file:"):
+            return None
+        path = Path(db)
+        if path.exists():
+            return None if os.access(path, os.R_OK | os.W_OK) else f"数据库文件 {path} 不可读写（请检查权限）"
+        ancestor = path.parent
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+        return None if os.access(ancestor, os.W_OK) else f"无法创建数据库文件 {path}：目录 {ancestor} 不可写"
+    engine = create_engine(url, connect_args={"connect_timeout": int(timeout)} if parsed.get_backend_name() == "postgresql" else {})
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as e:
+        return f"无法连接数据库 {safe_url(url)}：{describe(e)}"
+    finally:
+        engine.dispose()
+    return None
 
 
 def make_engine(url: str, busy_timeout: float = 30.0) -> Engine:
