@@ -123,3 +123,10 @@ def parse_duration(value: str | int | float) -> timedelta:
     if not m:
         raise ValueError(f"无法识别的时长 {value!r}，应为如 \"30s\"、\"10m\"、\"5h\"、\"2d\"")
     return timedelta(seconds=float(m.group(1)) * _UNIT[m.group(2)])
+
+
+def time_left(due_at: datetime, now: datetime) -> str:
+    left = due_at - now
+    if left.total_seconds() > 0:
+        return f"剩余 {show_delta(left)}"
+    return f"已超时 {show_delta(left)}" if left.total_seconds() <= -60 else "已到截止时间"

@@ -82,6 +82,38 @@ def test_failing_channel_falls_back_and_raises_one_ops_alert(tmp_path, receiver)
         backup.close()
 
 
+def test_a_refusing_target_fails_at_once_tells_ops_and_falls_back_only_if_nobody_got_it(tmp_path, receiver):
+    backup = Server()
+    try:
+        receiver.routes["/bad"] = Route(b"invalid token", status=401)  # a bad token
+        receiver.routes["/busy"] = Route(b"overloaded", status=503)  # a server having a bad minute
+        apprise = (f"  - json://127.0.0.1:{receiver.port}/bad:\n      tag: duty, solo\n"
+                   f"  - json://127.0.0.1:{receiver.port}/busy:\n      tag: busy\n"
+                   f"  - json://127.0.0.1:{backup.port}/backup:\n      tag: backup, ops\n")
+        extra = '[alerts]\nfallback_tags = ["backup"]\nfallback_after = 3\nretry_base = "1s"\nretry_max = "1s"\n'
+        cfg, app, clock = world(tmp_path, receiver, apprise, extra)
+        send(app, "k1", "【重大】新舆情事件 #1：危化品爆炸", tags=("duty",))  # duty: /hook works, /bad refuses
+        send(app, "k2", "【重大】新舆情事件 #2：建筑坍塌", tags=("solo",))  # solo: only /bad
+        send(app, "k3", "【一般】回应时限提醒 #3", tags=("busy",))
+        deliver_due(app.sessions, app.channels, clock, cfg.main.alerts, ops_tags=("ops",))
+        with app.sessions() as s:
+            rows = s.execute(select(Notification.key, Outbox.target_display, Outbox.state, Outbox.attempts, Outbox.last_error)
+                             .join(Outbox, Outbox.notification_id == Notification.id)).all()
+        state = {(key, display.rsplit("/", 1)[-1]): st for key, display, st, _a, _e in rows}
+        assert state[("k1", "hook")] == "sent" and state[("k1", "bad")] == "failed" and state[("k2", "bad")] == "failed"
+        assert all(a == 1 and e.startswith("对方拒绝（HTTP 401") for _k, d, _s, a, e in rows if d.endswith("/bad"))  # one try only
+        assert state[("k3", "busy")] == "pending"  # 503: worth retrying
+        assert next(e for k, _d, _s, _a, e in rows if k == "k3").startswith("暂时失败（HTTP 503")
+        deliver_due(app.sessions, app.channels, clock, cfg.main.alerts, ops_tags=("ops",))
+        got = backup.titles()
+        assert "【重大】新舆情事件 #2：建筑坍塌" in got  # nobody had #2: the fallback, at once, not after 3 tries
+        assert "【重大】新舆情事件 #1：危化品爆炸" not in got  # the duty officer had #1 at /hook
+        rejected = [t for t in got if t.startswith("【告警通道异常】") and "拒绝接收" in t]
+        assert len(rejected) == 1
+    finally:
+        backup.close()
+
+
 def test_storm_becomes_one_digest_but_extreme_severity_pages_alone(tmp_path, receiver):
     cfg, app, clock = world(tmp_path, receiver, extra="[alerts]\nstorm_threshold = 5\n")
     for i in range(7):

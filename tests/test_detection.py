@@ -211,7 +211,8 @@ def test_repeats_to_the_top_tier_wait_for_the_hourly_digest_and_an_answer_cancel
     deliver_due(w.app.sessions, w.app.channels, w.clock, w.cfg.main.alerts)
     assert len(receiver.posts) == before + 1
     assert receiver.posts[-1]["payload"]["title"].startswith("【提醒与升级汇总】1 条时限提醒与升级")
-    assert f"#{incident.id}" in receiver.posts[-1]["payload"]["message"]
+    message = receiver.posts[-1]["payload"]["message"]
+    assert f"#{incident.id}" in message and "（发布权威信息：" in message and "截止，已超时 5小时" in message  # clock, time left
     w.clock.set(T0 + 11 * H)  # the next repeat is held for 12:00, and then the clock is met
     w.app.pipeline.tick()
     with w.app.sessions.begin() as s:

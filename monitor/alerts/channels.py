@@ -82,6 +82,28 @@ def _known_schemes() -> frozenset[str]:
     return frozenset(out)
 
 
+PERMANENT = "对方拒绝"  # how a permanent failure's text begins (is_permanent reads it back from the log)
+_AUTH = re.compile(r"(?i)authenticat|unauthori[sz]ed|forbidden|invalid (api )?(key|token)")
+
+
+def failure(words: str) -> str:
+    """An apprise failure in Chinese, classified as a notifier of Alertmanager answers "worth
+    retrying?": a 4xx (other than 408/425/429) or a refused login is the token's or the URL's
+    fault and will fail the same way again; a 5xx, a timeout or a lost connection may not."""
+    status = re.search(r"error=(\d{3})", words)
+    code = int(status.group(1)) if status else None
+    if (code is not None and 400 <= code < 500 and code not in (408, 425, 429)) or (code is None and _AUTH.search(words)):
+        why = f"HTTP {code}" if code else "认证失败"
+        return f"{PERMANENT}（{why}，令牌或地址无效，不再重试）：{words}"
+    if code is not None:
+        return f"暂时失败（HTTP {code}，稍后重试）：{words}"
+    return f"发送失败（连接失败或超时，稍后重试）：{words or '通道未返回原因'}"
+
+
+def is_permanent(error: str | None) -> bool:
+    return bool(error) and error.startswith(PERMANENT)
+
+
 def email_html(text: str) -> str:
     """An alert's plain text as the HTML part of an e-mail: escaped, line breaks kept. apprise
     derives the text part from it with the breaks (handed plain text, it sends it as HTML, and
@@ -166,7 +188,7 @@ class Channels:
             text = captured.getvalue().strip()
         if ok:
             return True, None
-        return False, secrets.redact(text.splitlines()[-1] if text else "发送失败（通道未返回原因）")
+        return False, failure(secrets.redact(text.splitlines()[-1] if text else ""))
 
 
 def _attachment_url(path: Path) -> str:

@@ -23,10 +23,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import secrets
-from monitor.alerts.channels import Channels
-from monitor.clock import Clock, backoff, from_db, show, to_db
+from monitor.alerts.channels import Channels, is_permanent
+from monitor.clock import Clock, backoff, from_db, show, show_due, time_left, to_db
 from monitor.config import AlertsConfig
 from monitor.store.faults import is_transient
+from monitor.store.models import Clock as ClockRow
 from monitor.store.models import DeliveryAttempt, Notification, Outbox
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,21 @@ class Delivery:
         self._recorded([outbox_id], ok, error, title)
         return 1 if ok else 0
 
+    def _clock_note(self, outbox_id: int, now: datetime) -> str:
+        """A digest line's clock and what is left of it now (the title names incident and level)."""
+        with self.sessions() as session:
+            found = session.execute(
+                select(Notification.clock, ClockRow.due_at, ClockRow.met_at)
+                .join(Outbox, Outbox.notification_id == Notification.id)
+                .join(ClockRow, (ClockRow.incident_id == Notification.incident_id) & (ClockRow.name == Notification.clock))
+                .where(Outbox.id == outbox_id)
+            ).first()
+        if found is None:
+            return ""
+        clock, due, met = found
+        state = "已完成" if met is not None else time_left(from_db(due), now)
+        return f"（{clock}：{show_due(from_db(due))} 截止，{state}）"
+
     def _deliver_digest(self, target: str, rows, name: str = "告警汇总", unit: str = "条告警") -> int:
         """Many alerts due at once for one target: one message listing them all."""
         now = self.clock.now()
@@ -218,7 +234,7 @@ class Delivery:
             session.commit()
         if not claimed:
             return 0
-        lines = [f"{i}. {row.title}" for i, row in enumerate(claimed, start=1)]
+        lines = [f"{i}. {row.title}{self._clock_note(row.id, now)}" for i, row in enumerate(claimed, start=1)]
         title = f"【{name}】{len(claimed)} {unit}（{show(now)}）"
         body = "\n".join([*lines, "", "逐条详情：monitor alerts list；处置：monitor incidents list"])
         ok, error = self.channels.send(target, title, body)
@@ -273,6 +289,11 @@ def _record(sessions, channels, clock, cfg: AlertsConfig, outbox_ids: list[int],
             row.last_error = error
             if ok:
                 row.state, row.sent_at = state_ok, to_db(now)
+            elif is_permanent(error):
+                row.state = "failed"  # the same token fails the same way tomorrow: no retries
+                log.error("告警投递失败且不再重试 %s：%s；%s", row.target_display, title, error)
+                if cfg.fallback_tags:
+                    _fall_back(session, channels, row, now, cfg)
             elif now - from_db(row.created_at) >= cfg.give_up_after:
                 row.state = "failed"
                 log.error("告警投递放弃（已尝试 %d 次）%s：%s；最后错误：%s", row.attempts, row.target_display, title, error)
@@ -285,12 +306,24 @@ def _record(sessions, channels, clock, cfg: AlertsConfig, outbox_ids: list[int],
             log.info("告警已送达 %s：%s", session.get(Outbox, outbox_ids[0]).target_display, title)
         session.flush()
         if not ok and ops_tags:
-            _channel_failing(session, channels, session.get(Outbox, outbox_ids[0]), now, cfg, ops_tags)
+            first = session.get(Outbox, outbox_ids[0])
+            if is_permanent(error):
+                _channel_rejected(session, channels, first, now, ops_tags)
+            else:
+                _channel_failing(session, channels, first, now, cfg, ops_tags)
         session.commit()
 
 
 def _fall_back(session: Session, channels: Channels, row: Outbox, now: datetime, cfg: AlertsConfig) -> None:
-    """The channel keeps failing: the same alert also goes to the fallback targets, once each."""
+    """The channel keeps failing (or refuses): the same alert also goes to the fallback targets,
+    once each — unless another address of the same person or tier already has it."""
+    delivered = session.scalar(
+        select(Outbox.id).where(Outbox.notification_id == row.notification_id, Outbox.tag == row.tag, Outbox.id != row.id,
+                                Outbox.state.in_(("sent", "digest")))
+    )
+    if delivered is not None:
+        log.info("%s 失败，但同一告警已由 %s 的其他地址送达，不启用备用地址", row.target_display, row.tag)
+        return
     for tag in cfg.fallback_tags:
         for target in channels.targets(tag):
             exists = session.scalar(
@@ -300,6 +333,15 @@ def _fall_back(session: Session, channels: Channels, row: Outbox, now: datetime,
                 session.add(Outbox(notification_id=row.notification_id, target=target.id, target_display=target.display,
                                    tag=tag, state="pending", created_at=to_db(now), next_attempt_at=to_db(now)))
                 log.warning("%s 连续失败 %d 次，改发备用目标 %s", row.target_display, row.attempts, target.display)
+
+
+def _channel_rejected(session: Session, channels: Channels, row: Outbox, now: datetime, ops_tags) -> None:
+    """A target that refuses (bad token or URL): ops hear at once, once a day per target."""
+    title = f"【告警通道异常】{row.target_display} 拒绝接收（令牌或地址无效）"
+    body = (f"通道：{row.target_display}（标签 {row.tag}）\n时间：{show(now)}\n错误：{row.last_error or '—'}\n"
+            "这类错误不会自行恢复，发往该地址的告警不再重试：请更正 apprise 配置中的地址或令牌。受影响的告警：monitor alerts list --failed")
+    key = f"channel:{row.target[:16]}:rejected:{show(now)[:10]}"
+    fire(session, Alert(key, None, None, "channel_failing", 0, tuple(ops_tags), now, title, body), now, channels)
 
 
 def _channel_failing(session: Session, channels: Channels, row: Outbox, now: datetime, cfg: AlertsConfig, ops_tags) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from monitor.clock import show, show_delta, show_due
+from monitor.clock import show, show_delta, show_due, time_left
 from monitor.alerts.templates import DEFAULT_TEMPLATES, Templates
 from monitor.incidents.escalation import ClockState, Step
 
@@ -29,13 +29,6 @@ def clock_line(c: ClockState, now: datetime) -> str:
     if c.met_at is not None:
         return f"· {c.name}：{clock_status(c, now)}"
     return f"· {c.name}：{show_due(c.due_at)} 截止，{clock_status(c, now)}"
-
-
-def time_left(due_at: datetime, now: datetime) -> str:
-    left = due_at - now
-    if left.total_seconds() > 0:
-        return f"剩余 {show_delta(left)}"
-    return f"已超时 {show_delta(left)}" if left.total_seconds() <= -60 else "已到截止时间"
 
 
 def render(
