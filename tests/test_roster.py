@@ -204,3 +204,29 @@ def test_extreme_severity_ignores_quiet_hours(tmp_path):
                  "--out", str(out), "--until", "2026-11-24T03:00:00+08:00"]) == 0
     steps = json.loads(out.read_text())["incidents"][0]["steps"]
     assert ("1:发布权威信息:remind-50%", "2026-11-24T00:30:00+08:00") in [(s["key"], s["at"]) for s in steps]
+
+
+def test_quiet_hours_have_one_meaning(tmp_path):
+    """[escalation] quiet holds reminders of 较大 and 一般; 重大 only when its own policy says
+    quiet = true; 特别重大 never; the last reminder before a deadline of 24 h or less never."""
+    from monitor.app import build
+    from monitor.clock import FakeClock
+    from monitor.config import load
+
+    path = write_config(tmp_path / "cfg", extra='[escalation]\nquiet = { start = "23:00", end = "07:00" }\n')
+    incidents = build(load(path), FakeClock(at("2026-11-23T20:00:00+08:00")), dry_run=True).incidents
+    assert incidents.policy_for("一般").quiet == ("23:00", "07:00") and incidents.policy_for("较大").quiet == ("23:00", "07:00")
+    assert incidents.policy_for("重大").quiet is None and incidents.policy_for("特别重大").quiet is None
+    path = write_config(tmp_path / "cfg2", extra='[escalation]\nquiet = { start = "23:00", end = "07:00" }\n'
+                                                 'severity = { "重大" = { quiet = true }, "特别重大" = { quiet = true } }\n')
+    incidents = build(load(path), FakeClock(at("2026-11-23T20:00:00+08:00")), dry_run=True).incidents
+    assert incidents.policy_for("重大").quiet is not None and incidents.policy_for("特别重大").quiet is None
+    quiet = ("23:00", "07:00")
+    # 重大 made quiet, an incident at 20:00 with its 5 h clock: 50% at 22:30; 1 h before at 00:00 is the last: on time
+    five = ClockState("发布权威信息", at("2026-11-23T20:00:00+08:00"), at("2026-11-24T01:00:00+08:00"))
+    steps = due_steps(IncidentState(1), [five], Policy(("50%", "1h"), 2 * H, tiers=3, quiet=quiet), at("2026-11-24T00:30:00+08:00"))
+    assert [s.at for s in steps] == [at("2026-11-23T22:30:00+08:00"), at("2026-11-24T00:00:00+08:00")]
+    # a 48 h clock: its night reminders wait for 07:00 (the last one would then be past the deadline: the escalation says it)
+    long = ClockState("权威回应", at("2026-11-22T01:00:00+08:00"), at("2026-11-24T01:00:00+08:00"))
+    steps = due_steps(IncidentState(2), [long], Policy(("50%", "1h"), 2 * H, tiers=3, quiet=quiet), at("2026-11-24T00:30:00+08:00"))
+    assert [s.at for s in steps] == [at("2026-11-23T07:00:00+08:00")]

@@ -3,7 +3,8 @@
 A step has a stable key (incident, clock, step) so that firing it can be made to happen
 once, by inserting the key into the notification log.
   reminders:    to the first tier, at a share of the time ("50%") or before the deadline
-                ("1h"); during quiet hours (when the policy has them) held until they end
+                ("1h"); during quiet hours (when the policy has them) held until they end,
+                except the last one before a deadline of 24 h or less
   escalations:  at the deadline one tier up, then every `repeat_every` one tier higher,
                 repeating at the top tier until the clock is met or the incident closed
   ack timeouts: not acknowledged `ack_timeout` after opening → one tier up, and again after
@@ -74,9 +75,13 @@ def quiet_end(at: datetime, quiet: tuple[str, str] | None) -> datetime:
     return as_utc(datetime.combine(day, time.min, tzinfo=SHANGHAI) + timedelta(minutes=end))
 
 
+URGENT_SPAN = timedelta(hours=24)  # the 5 h and 24 h clocks: their last reminder is never held
+
+
 def _reminder_times(clock: ClockState, policy: Policy) -> list[tuple[str, datetime]]:
     span = clock.due_at - clock.started_at
     out: dict[datetime, str] = {}
+    wanted = []
     for spec in policy.reminders:
         spec = spec.strip()
         if spec.endswith("%"):
@@ -86,9 +91,15 @@ def _reminder_times(clock: ClockState, policy: Policy) -> list[tuple[str, dateti
             at = clock.due_at - parse_duration(spec)
             label = f"remind-{spec}-before"
         if clock.started_at < at < clock.due_at:
-            held = quiet_end(at, policy.quiet)
-            if held < clock.due_at:  # held past the deadline, the escalation says it instead
-                out.setdefault(held, label)  # two specs landing on one moment make one reminder
+            wanted.append((at, label))
+    last = max((at for at, _label in wanted), default=None)
+    for at, label in wanted:
+        # During quiet hours a reminder waits for their end, except the last one before a
+        # deadline of 24 h or less: a night's wait would leave nobody warned before it.
+        keep = at == last and span <= URGENT_SPAN
+        held = at if keep else quiet_end(at, policy.quiet)
+        if held < clock.due_at:  # held past the deadline, the escalation says it instead
+            out.setdefault(held, label)  # two specs landing on one moment make one reminder
     return sorted(((label, at) for at, label in out.items()), key=lambda x: x[1])
 
 

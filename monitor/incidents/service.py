@@ -123,8 +123,9 @@ class Incidents:
             return default if value is None else value
 
         first = self.tier_names.index(own.first_tier) if own is not None and own.first_tier else 0
-        # 特别重大 always pages, whatever the quiet settings say.
-        quiet = esc.quiet is not None and pick("quiet", True) and severity != "特别重大"
+        # Quiet hours (README "夜间暂缓提醒"): reminders of 较大 and 一般 by default; 重大 only if its
+        # policy says quiet = true; 特别重大 never, whatever the settings say.
+        quiet = esc.quiet is not None and severity != "特别重大" and pick("quiet", severity not in ("特别重大", "重大"))
         return Policy(
             tuple(pick("reminders", esc.reminders)), pick("repeat_every", esc.repeat_every), len(self.cfg.tier),
             first, pick("ack_timeout", esc.ack_timeout), (esc.quiet.start, esc.quiet.end) if quiet else None,
