@@ -166,6 +166,8 @@ class ClockRule(_Model):
     working_days: int | None = Field(None, ge=1)
     rules: list[str] = []  # only incidents of these rules (empty: any)
     categories: list[str] = []  # only incidents of these categories (empty: any)
+    exclude_rules: list[str] = []  # never incidents of these rules
+    exclude_categories: list[str] = []  # never incidents of these categories (依申请公开 has its own clock)
 
     _d = field_validator("within", mode="before")(lambda cls, v: None if v is None else _duration(v))
 
@@ -181,7 +183,8 @@ class ClockRule(_Model):
 
     def applies(self, severity: str, rule: str = "", category: str = "") -> bool:
         return (severity in self.severities and (not self.rules or rule in self.rules)
-                and (not self.categories or category in self.categories))
+                and (not self.categories or category in self.categories)
+                and rule not in self.exclude_rules and category not in self.exclude_categories)
 
 
 class HeatRule(_Model):
@@ -463,6 +466,9 @@ class MainConfig(_Model):
     matching: MatchingConfig = MatchingConfig()
     source: list[SourceConfig] = []
     clock: list[ClockRule] = list(DEFAULT_CLOCKS)
+    # [[clock]] tables add to the official three (a table with an official name replaces that
+    # one, e.g. to exclude a category); true: the [[clock]] tables are the whole table.
+    replace_default_clocks: bool = False
     tier: list[Tier] = list(DEFAULT_TIERS)
     escalation: EscalationConfig = EscalationConfig()
     incidents: IncidentConfig = IncidentConfig()
@@ -483,6 +489,18 @@ class MainConfig(_Model):
 
     def template_overrides(self) -> dict[str, dict[str, str]]:
         return {kind: {k: v for k, v in t.model_dump().items() if v is not None} for kind, t in self.templates.items()}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clocks_add(cls, data: Any) -> Any:
+        """[[clock]] tables add to the official three; one named like an official one takes its place."""
+        if isinstance(data, dict) and isinstance(data.get("clock"), list) and not data.get("replace_default_clocks"):
+            own = list(data["clock"])
+            name = lambda c: c.get("name") if isinstance(c, dict) else getattr(c, "name", None)  # noqa: E731
+            by_name = {name(c): c for c in own}
+            official = [by_name.get(c.name, c) for c in DEFAULT_CLOCKS]
+            data = {**data, "clock": official + [c for c in own if name(c) not in {d.name for d in DEFAULT_CLOCKS}]}
+        return data
 
     @model_validator(mode="after")
     def _unique_names(self) -> MainConfig:

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from monitor import config
+from monitor.clock import parse_iso
 from monitor.cli import main
 from monitor.config import ConfigError
 
@@ -82,8 +83,22 @@ def test_toml_syntax_error_keeps_position(tmp_path):
 def test_clock_table_must_cover_every_severity(tmp_path):
     extra = '[[clock]]\nname = "只管重大"\nseverities = ["重大"]\nwithin = "5h"\n'
     path = write_config(tmp_path, extra=extra)
+    path.write_text("replace_default_clocks = true\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
     [problem] = _problems(path)
     assert "未覆盖" in problem and "一般" in problem
+
+
+def test_clocks_add_to_the_official_three_and_a_category_can_be_exempted(tmp_path):
+    from monitor.incidents.clocks import plan_clocks
+
+    extra = ('[[clock]]\nname = "依申请公开答复"\nseverities = ["一般"]\ncategories = ["依申请公开"]\nworking_days = 20\n'
+             '[[clock]]\nname = "权威回应"\nseverities = ["较大", "一般"]\nwithin = "48h"\nexclude_categories = ["依申请公开"]\n')
+    cfg = config.load(write_config(tmp_path, extra=extra))
+    assert [c.name for c in cfg.main.clock] == ["发布权威信息", "召开新闻发布会", "权威回应", "依申请公开答复"]  # added, not replaced
+    start = parse_iso("2026-09-21T09:00:00+08:00")
+    assert [p.name for p in plan_clocks("一般", cfg.main.clock, start, "信息公开申请", "依申请公开")] == ["依申请公开答复"]
+    assert [p.name for p in plan_clocks("一般", cfg.main.clock, start, "黑臭水体", "环境保护")] == ["权威回应"]
+    assert [p.name for p in plan_clocks("重大", cfg.main.clock, start, "危化品爆炸", "安全生产")] == ["发布权威信息", "召开新闻发布会"]
 
 
 def test_database_url_from_env_file_and_never_printed(tmp_path, monkeypatch, capsys):
