@@ -386,7 +386,9 @@ def _check_config(args) -> int:
     for clock in cfg.main.clock:
         limit = f"{clock.working_days} 个工作日内" if clock.working_days else f"{clock.within.total_seconds() / 3600:g} 小时内"
         scope = "，".join(filter(None, ["规则：" + "、".join(clock.rules) if clock.rules else "",
-                                        "分类：" + "、".join(clock.categories) if clock.categories else ""]))
+                                        "分类：" + "、".join(clock.categories) if clock.categories else "",
+                                        "不含规则：" + "、".join(clock.exclude_rules) if clock.exclude_rules else "",
+                                        "不含分类：" + "、".join(clock.exclude_categories) if clock.exclude_categories else ""]))
         print(f"  · {clock.name}：{'、'.join(clock.severities)}{'（' + scope + '）' if scope else ''}，{limit}")
     return 0
 
