@@ -12,7 +12,6 @@ import json
 import logging
 import sys
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from html import escape
@@ -129,8 +128,8 @@ class DemoServer:
         log.info("演示数据源与告警接收端已在 http://127.0.0.1:%d 启动；告警同时写入 %s", self.port, self.alerts_log)
 
     def show_alert(self, title: str, message: str) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        text = f"\n━━━━━━━━ 告警送达 {stamp} ━━━━━━━━\n{title}\n{message}\n"
+        stamp = datetime.now(SHANGHAI).strftime("%H:%M:%S")
+        text = f"\n━━━━━━━━ 告警送达 {stamp}（北京时间）━━━━━━━━\n{title}\n{message}\n"
         sys.stdout.write(text)
         sys.stdout.flush()
         with self.alerts_log.open("a", encoding="utf-8") as f:
