@@ -96,6 +96,7 @@ def load_channels(cfg: Config) -> Channels:
         )
     if problems:
         raise ConfigError(problems)
+    channels.bound(cfg.main.alerts.send_timeout.total_seconds())
     return channels
 
 

@@ -358,6 +358,9 @@ class AlertsConfig(_Model):
     retry_max: timedelta = timedelta(minutes=30)
     give_up_after: timedelta = timedelta(hours=24)
     deliver_every: timedelta = timedelta(seconds=5)
+    # how long one send may wait to connect, and then for each answer, before it counts as failed
+    # (and is retried); each target is sent to on its own worker meanwhile
+    send_timeout: timedelta = timedelta(seconds=5)
     # A target that keeps failing: after this many attempts the alert also goes to fallback_tags.
     fallback_tags: list[str] = []
     fallback_after: int = Field(3, ge=1)
@@ -377,7 +380,8 @@ class AlertsConfig(_Model):
     # clock: :00, :15, :30, :45) and go as one digest. 0 sends each on its own.
     group_interval: timedelta = timedelta(minutes=15)
 
-    _d = field_validator("retry_base", "retry_max", "give_up_after", "deliver_every", "group_interval", mode="before")(
+    _d = field_validator("retry_base", "retry_max", "give_up_after", "deliver_every", "group_interval", "send_timeout",
+                         mode="before")(
         _duration
     )
 

@@ -330,6 +330,7 @@ class Daemon:
         if self.processor is not None:
             self.processor.join(left())
         if self.app is not None:
+            self.delivery.close()
             try:
                 self.delivery.flush()
             except Exception as e:  # the database is still down: the lease sends these again

@@ -114,6 +114,28 @@ def test_a_refusing_target_fails_at_once_tells_ops_and_falls_back_only_if_nobody
         backup.close()
 
 
+def test_a_silent_target_holds_up_no_other_and_its_send_is_bounded(tmp_path, receiver):
+    from .hostile import SilentServer
+
+    silent = SilentServer()
+    try:
+        apprise = f"  - json://127.0.0.1:{silent.port}/never:\n      tag: silent\n"
+        cfg, app, clock = world(tmp_path, receiver, apprise, '[alerts]\nsend_timeout = "1s"\n')
+        send(app, "k1", "【重大】新舆情事件 #1：危化品爆炸", tags=("silent",))  # due first
+        send(app, "k2", "【重大】新舆情事件 #2：建筑坍塌", tags=("duty",))
+        assert deliver_due(app.sessions, app.channels, clock, cfg.main.alerts) == 1
+        assert receiver.titles() == ["【重大】新舆情事件 #2：建筑坍塌"]
+        with app.sessions() as s:
+            attempts = s.execute(select(DeliveryAttempt.id, DeliveryAttempt.ok, Outbox.tag).join(Outbox)
+                                 .order_by(DeliveryAttempt.id)).all()
+            silent_row = s.scalar(select(Outbox).where(Outbox.tag == "silent"))
+        # the working target's send was recorded before the silent one gave up: it did not wait behind it
+        assert [(ok, tag) for _id, ok, tag in attempts] == [(True, "duty"), (False, "silent")]
+        assert silent_row.state == "pending" and "稍后重试" in silent_row.last_error  # bounded, and retried later
+    finally:
+        silent.close()
+
+
 def test_storm_becomes_one_digest_but_extreme_severity_pages_alone(tmp_path, receiver):
     cfg, app, clock = world(tmp_path, receiver, extra="[alerts]\nstorm_threshold = 5\n")
     for i in range(7):

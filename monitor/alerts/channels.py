@@ -127,11 +127,19 @@ class Channels:
     def __init__(self, apprise_obj: apprise.Apprise):
         self._apprise = apprise_obj
         self._servers: dict[str, object] = {}
+        self._ids: dict[int, str] = {}  # id(server) -> its target id, from the URL as configured
         for server in apprise_obj:
             full = server.url()
             private = server.url(privacy=True)
             _register_secret_parts(full, private)
-            self._servers[_target_id(full)] = server
+            self._servers[self._id(server)] = server
+
+    def _id(self, server) -> str:
+        """A target's id is the hash of its URL as written, kept: changing its timeouts (which
+        apprise writes into url()) must not orphan the outbox rows queued for it."""
+        if id(server) not in self._ids:
+            self._ids[id(server)] = _target_id(server.url())
+        return self._ids[id(server)]
 
     @classmethod
     def from_file(cls, path: Path) -> Channels:
@@ -154,13 +162,19 @@ class Channels:
         server = self._apprise[len(self._apprise) - 1]
         full = server.url()
         _register_secret_parts(full, server.url(privacy=True))
-        self._servers[_target_id(full)] = server
+        self._servers[self._id(server)] = server
         return True
+
+    def bound(self, seconds: float) -> None:
+        """Every target's connect and read timeouts (apprise's cto/rto, 4 s unless the URL says)."""
+        for server in self._apprise:
+            self._id(server)  # before url() changes
+            server.socket_connect_timeout = server.socket_read_timeout = seconds
 
     def targets(self, tag: str) -> list[Target]:
         out = []
         for server in self._apprise.find(tag=tag):
-            out.append(Target(_target_id(server.url()), _display(server), tag))
+            out.append(Target(self._id(server), _display(server), tag))
         return out
 
     def send(self, target_id: str, title: str, body: str, attach: list[Path] | None = None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,6 +34,7 @@ from monitor.store.models import DeliveryAttempt, Notification, Outbox
 log = logging.getLogger(__name__)
 
 SENDING_LEASE = timedelta(minutes=5)
+SEND_WORKERS = 8  # targets sent to at once
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,12 @@ class Delivery:
                  ops_tags: tuple[str, ...] = ()):
         self.sessions, self.channels, self.clock, self.cfg, self.ops_tags = sessions, channels, clock, cfg, ops_tags
         self.unrecorded: list[_Unrecorded] = []
+        self._pool: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        """At shutdown: no new sends; those under way end within their socket timeouts."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def flush(self) -> None:
         """Record what waits to be recorded; raises while the database still refuses."""
@@ -171,27 +179,38 @@ class Delivery:
         by_target: dict[str, list] = {}
         for row in due:
             by_target.setdefault(row.target, []).append(row)
+        if len(by_target) <= 1:
+            return sum(self._deliver_target(target, rows, stop) for target, rows in by_target.items())
+        # Fan out: each target on its own worker, so a slow or silent one holds up no other;
+        # each send is bounded by the channels' socket timeouts ([alerts] send_timeout).
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=SEND_WORKERS, thread_name_prefix="deliver")
+        futures = [self._pool.submit(self._deliver_target, target, rows, stop) for target, rows in by_target.items()]
+        return sum(f.result() for f in futures)
+
+    def _deliver_target(self, target: str, rows, stop: threading.Event | None) -> int:
+        """One target's due rows, the most urgent first: 特别重大 alone, then digests, then the rest."""
         delivered = 0
-        for target, rows in by_target.items():
-            # over the alert budget, or repeats: a digest however few
-            opened = [r for r in rows if r.fold and r.kind == "opened"]
-            if opened:
-                delivered += self._deliver_digest(target, opened, "新舆情事件汇总", "起新事件（合并发送）")
-            repeats = [r for r in rows if r.fold and r.kind != "opened"]
-            if repeats:
-                delivered += self._deliver_digest(target, repeats, "提醒与升级汇总", "条时限提醒与升级（合并发送）")
-            rows = [r for r in rows if not r.fold]
-            # 特别重大 is never folded into a storm digest: it pages on its own.
-            single = [r for r in rows if _top_level(r)]
-            batch = [r for r in rows if not _top_level(r)]
-            if self.cfg.storm_threshold and len(batch) >= self.cfg.storm_threshold:
-                delivered += self._deliver_digest(target, batch)
-            else:
-                single += batch
-            for row in single:
-                if stop is not None and stop.is_set():
-                    return delivered
-                delivered += self._deliver_one(row.id, row.state)
+        # 特别重大 is never folded into a storm digest: it pages on its own, before anything else.
+        urgent = [r for r in rows if not r.fold and _top_level(r)]
+        for row in urgent:
+            if stop is not None and stop.is_set():
+                return delivered
+            delivered += self._deliver_one(row.id, row.state)
+        # over the alert budget, or repeats: a digest however few
+        opened = [r for r in rows if r.fold and r.kind == "opened"]
+        if opened:
+            delivered += self._deliver_digest(target, opened, "新舆情事件汇总", "起新事件（合并发送）")
+        repeats = [r for r in rows if r.fold and r.kind != "opened"]
+        if repeats:
+            delivered += self._deliver_digest(target, repeats, "提醒与升级汇总", "条时限提醒与升级（合并发送）")
+        batch = [r for r in rows if not r.fold and not _top_level(r)]
+        if self.cfg.storm_threshold and len(batch) >= self.cfg.storm_threshold:
+            return delivered + self._deliver_digest(target, batch)
+        for row in batch:
+            if stop is not None and stop.is_set():
+                return delivered
+            delivered += self._deliver_one(row.id, row.state)
         return delivered
 
     def _deliver_one(self, outbox_id: int, state: str) -> int:
@@ -317,13 +336,14 @@ def _record(sessions, channels, clock, cfg: AlertsConfig, outbox_ids: list[int],
 def _fall_back(session: Session, channels: Channels, row: Outbox, now: datetime, cfg: AlertsConfig) -> None:
     """The channel keeps failing (or refuses): the same alert also goes to the fallback targets,
     once each — unless another address of the same person or tier already has it."""
-    delivered = session.scalar(
-        select(Outbox.id).where(Outbox.notification_id == row.notification_id, Outbox.tag == row.tag, Outbox.id != row.id,
-                                Outbox.state.in_(("sent", "digest")))
-    )
-    if delivered is not None:
+    siblings = set(session.scalars(
+        select(Outbox.state).where(Outbox.notification_id == row.notification_id, Outbox.tag == row.tag, Outbox.id != row.id)
+    ))
+    if siblings & {"sent", "digest"}:
         log.info("%s 失败，但同一告警已由 %s 的其他地址送达，不启用备用地址", row.target_display, row.tag)
         return
+    if siblings & {"pending", "sending"}:
+        return  # another address may still get it; if it fails too, its own failure falls back
     for tag in cfg.fallback_tags:
         for target in channels.targets(tag):
             exists = session.scalar(
