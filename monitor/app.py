@@ -64,6 +64,16 @@ def load_channels(cfg: Config) -> Channels:
     """apprise targets, checked against the tiers: a tier nobody receives is a config error."""
     problems = check_file(cfg.apprise_path) if cfg.apprise_path.is_file() else []
     try:
+        lines = cfg.path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+
+    def at(name: str) -> str:
+        """monitor.toml:line where a quoted name (a tag, a person) is written."""
+        number = next((n for n, line in enumerate(lines, start=1) if f'"{name}"' in line.split("#", 1)[0]), None)
+        return f"{cfg.path}:{number}" if number else str(cfg.path)
+
+    try:
         channels = Channels.from_file(cfg.apprise_path)
     except ChannelError as e:
         raise ConfigError([*problems, str(e)]) from None
@@ -72,24 +82,24 @@ def load_channels(cfg: Config) -> Channels:
             expanded = os.path.expandvars(url)
             secrets.register_url(expanded)
             if not channels.add(expanded, person_tag(person.name)):
-                problems.append(f"{cfg.path}: [[person]] 「{person.name}」的 urls 中有无法识别的 apprise 地址：{shown(expanded)}")
+                problems.append(f"{at(person.name)}: [[person]] 「{person.name}」的 urls 中有无法识别的 apprise 地址：{shown(expanded)}")
         for tag in person.tags:
             if not channels.targets(tag):
-                problems.append(f"{cfg.path}: [[person]] 「{person.name}」的标签 {tag} 在 {cfg.apprise_path} 中没有任何告警地址")
+                problems.append(f"{at(tag)}: [[person]] 「{person.name}」的标签 {tag} 在 {cfg.apprise_path} 中没有任何告警地址")
         if not person.tags and not person.urls:
-            problems.append(f"{cfg.path}: [[person]] 「{person.name}」既没有 tags 也没有 urls：告警无处可发")
+            problems.append(f"{at(person.name)}: [[person]] 「{person.name}」既没有 tags 也没有 urls：告警无处可发")
     problems += [
-        f"{cfg.path}: [[tier]] 「{tier.name}」的标签 {tag} 在 {cfg.apprise_path} 中没有任何告警地址"
+        f"{at(tag)}: [[tier]] 「{tier.name}」的标签 {tag} 在 {cfg.apprise_path} 中没有任何告警地址"
         for tier in cfg.main.tier
         for tag in tier.tags
         if not channels.targets(tag)
     ]
     for tag in cfg.main.alerts.fallback_tags:
         if not channels.targets(tag):
-            problems.append(f"{cfg.path}: [alerts] fallback_tags 中的标签 {tag} 在 {cfg.apprise_path} 中没有任何告警地址")
+            problems.append(f"{at(tag)}: [alerts] fallback_tags 中的标签 {tag} 在 {cfg.apprise_path} 中没有任何告警地址")
     for tag in cfg.main.health.tags:
         if not channels.targets(tag):
-            problems.append(f"{cfg.path}: [health] 标签 {tag} 在 {cfg.apprise_path} 中没有任何告警地址")
+            problems.append(f"{at(tag)}: [health] 标签 {tag} 在 {cfg.apprise_path} 中没有任何告警地址")
     if cfg.main.report.enabled and not any(channels.targets(tag) for tag in cfg.main.report.tags):
         problems.append(
             f"{cfg.path}: [report] tags {cfg.main.report.tags} 在 {cfg.apprise_path} 中没有任何告警地址（周报无处发送；不需要可设 enabled = false）"

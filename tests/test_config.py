@@ -126,7 +126,8 @@ def test_check_config_cli(tmp_path, capsys, receiver):
 def test_tier_without_apprise_target_is_an_error(tmp_path, capsys):
     path = write_config(tmp_path, extra='[[tier]]\nname = "值班员"\ntags = ["nobody"]\n')
     assert main(["check-config", "--config", str(path)]) == 2
-    assert "nobody" in capsys.readouterr().err
+    line = next(n for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1) if '"nobody"' in text)
+    assert f"{path}:{line}: [[tier]] 「值班员」的标签 nobody" in capsys.readouterr().err
 
 
 def test_check_config_says_what_run_would_refuse_with_file_and_line_and_no_secret(tmp_path, capsys, receiver, monkeypatch):
