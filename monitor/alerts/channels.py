@@ -12,6 +12,7 @@ import html
 import os
 import logging
 import re
+import threading
 from urllib.parse import quote, urlencode
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,16 +194,38 @@ class Channels:
             for path in attach:
                 files.add(_attachment_url(path))
             extra["attach"] = files
-        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
+        with _ThisThread() as captured:
             try:
                 ok = bool(server.notify(title=title, body=body, notify_type=apprise.NotifyType.WARNING, **extra))
             except Exception as e:  # a plugin bug must not stop the outbox
-                ok, captured_text = False, f"{type(e).__name__}: {e}"
-                return ok, secrets.redact(captured_text)
-            text = captured.getvalue().strip()
+                return False, secrets.redact(f"{type(e).__name__}: {e}")
         if ok:
             return True, None
-        return False, failure(secrets.redact(text.splitlines()[-1] if text else ""))
+        return False, failure(secrets.redact(captured.lines[-1] if captured.lines else ""))
+
+
+class _ThisThread(logging.Handler):
+    """apprise's warnings from this thread only: sends to several targets run at once, and
+    apprise's own LogCapture would hand one target's 401 to another's error."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.thread = threading.get_ident()
+        self.lines: list[str] = []
+        self.addFilter(lambda record: record.thread == self.thread)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage().strip())
+
+    def __enter__(self):
+        self._logger = logging.getLogger("apprise")
+        if self._logger.getEffectiveLevel() > logging.WARNING:  # left so: other threads capture too
+            self._logger.setLevel(logging.WARNING)
+        self._logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        self._logger.removeHandler(self)
 
 
 def _attachment_url(path: Path) -> str:
