@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 STOP_BUDGET = 8.0  # seconds from SIGTERM to exit (deploy/monitor.service allows 15)
 HEALTH_EVERY = 30  # seconds between source health checks
 COALESCE = 0.2  # seconds processing waits after a wake-up for the polls finishing with it
+DELIVER_BATCH = 100  # due alerts taken per delivery round, the most urgent first
+DRAIN_ROUNDS = 50  # rounds one delivery job may run back to back
 
 
 class Daemon:
@@ -299,7 +301,14 @@ class Daemon:
         return fired
 
     def deliver_job(self) -> int:
-        return self.delivery.deliver_due(stop=self.stop_event)
+        """Round after round while rounds come back full: a burst drains now, not 100 per deliver_every."""
+        total = 0
+        for _round in range(DRAIN_ROUNDS):
+            sent = self.delivery.deliver_due(limit=DELIVER_BATCH, stop=self.stop_event)
+            total += sent
+            if sent < DELIVER_BATCH or self.stop_event.is_set():
+                break
+        return total
 
     def watchdog_job(self) -> None:
         # Ping only while escalation ticks happen: a wedged scheduler must get us restarted.

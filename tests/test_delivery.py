@@ -271,3 +271,17 @@ def test_markdown_goes_to_channels_that_render_it(tmp_path, receiver, monkeypatc
     assert seen["body"] == "**加粗**" and seen["body_format"] == apprise.NotifyFormat.MARKDOWN
     assert channels.send(json_target.id, "标题", "纯文本", markdown="**加粗**") == (True, None)
     assert receiver.posts[0]["payload"]["message"] == "纯文本"
+
+
+def test_one_delivery_job_drains_a_burst_instead_of_100_per_cycle(tmp_path, receiver):
+    from monitor.alerts.outbox import Delivery
+    from monitor.daemon import Daemon
+
+    cfg, app, clock = world(tmp_path, receiver, extra="[alerts]\nstorm_threshold = 0\n")
+    with app.sessions.begin() as s:
+        for i in range(250):
+            fire(s, Alert(f"b{i}", None, None, "test", 0, ("duty",), clock.now(), f"【一般】提醒 #{i}", "正文"), clock.now(), app.channels)
+    daemon = Daemon(cfg, clock)
+    daemon.delivery = Delivery(app.sessions, app.channels, clock, cfg.main.alerts)
+    assert daemon.deliver_job() == 250
+    assert len(receiver.posts) == 250
