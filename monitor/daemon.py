@@ -215,9 +215,12 @@ class Daemon:
         self.config_signature = signature
         self.reload()
 
-    def _config_files(self) -> list[Path]:
+    def _rule_files(self) -> list[Path]:
         names = self.cfg.main.watchwords if isinstance(self.cfg.main.watchwords, list) else [self.cfg.main.watchwords]
-        return [self.cfg.path, self.cfg.apprise_path, *expand_rule_paths([self.cfg.resolve(n) for n in names])]
+        return expand_rule_paths([self.cfg.resolve(n) for n in names])
+
+    def _config_files(self) -> list[Path]:
+        return [self.cfg.path, self.cfg.apprise_path, *self._rule_files()]
 
     def _config_signature(self) -> tuple:
         out = []
@@ -240,7 +243,7 @@ class Daemon:
                 raise ConfigError([f"{old.path}: 没有任何 [[rule]]"])
             channels = load_channels(new)
         except ConfigError as e:
-            rule_files = {str(p) for p in self._config_files()[2:]}
+            rule_files = {str(p) for p in self._rule_files()}
             if e.problems and all(any(problem.startswith(f) for f in rule_files) for problem in e.problems):
                 log.error("规则文件有误，继续使用原有的 %d 条规则：%s", len(old.rules), "；".join(e.problems))
             else:
@@ -279,10 +282,9 @@ class Daemon:
         for job_id, seconds in (("poll", main.daemon.poll_check), ("tick", main.escalation.tick), ("deliver", main.alerts.deliver_every)):
             self.scheduler.reschedule_job(job_id, trigger="interval", seconds=seconds.total_seconds())
         if new.rules != old.rules:
-            before, after = {r.name: r for r in old.rules}, {r.name: r for r in new.rules}
+            added, removed, changed = _by_name(old.rules, new.rules)
             log.info("规则已重新加载：%d 条（新增 %s；删除 %s；修改 %s）", len(new.rules),
-                     "、".join(sorted(set(after) - set(before))) or "无", "、".join(sorted(set(before) - set(after))) or "无",
-                     "、".join(sorted(n for n in set(after) & set(before) if after[n] != before[n])) or "无")
+                     "、".join(added) or "无", "、".join(removed) or "无", "、".join(changed) or "无")
         log.info("配置已重新加载：%s", "；".join(changes) or "没有变化")
         if frozen:
             log.warning("以下设置需重启服务才生效（仍按原值运行）：%s", "、".join(frozen))
@@ -394,14 +396,17 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
+def _by_name(before: list, after: list) -> tuple[list[str], list[str], list[str]]:
+    """Names added, removed and changed between two lists of named items (sources, rules)."""
+    a, b = {x.name: x for x in before}, {x.name: x for x in after}
+    return sorted(set(b) - set(a)), sorted(set(a) - set(b)), sorted(n for n in set(a) & set(b) if a[n] != b[n])
+
+
 def describe_changes(old: Config, new: Config) -> list[str]:
     """What a reload changed, in words: sources and rules by name, other sections by name."""
     out = []
     for label, a, b in (("来源", old.main.source, new.main.source), ("规则", old.rules, new.rules)):
-        before, after = {x.name: x for x in a}, {x.name: x for x in b}
-        parts = [f"{verb} {'、'.join(names)}" for verb, names in (
-            ("新增", sorted(set(after) - set(before))), ("删除", sorted(set(before) - set(after))),
-            ("修改", sorted(n for n in set(after) & set(before) if after[n] != before[n]))) if names]
+        parts = [f"{verb} {'、'.join(names)}" for verb, names in zip(("新增", "删除", "修改"), _by_name(a, b)) if names]
         if parts:
             out.append(f"{label}{'，'.join(parts)}")
     sections = [label for label, key in _SECTIONS if getattr(old.main, key, None) != getattr(new.main, key, None)]

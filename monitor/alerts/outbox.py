@@ -190,13 +190,10 @@ class Delivery:
 
     def _deliver_target(self, target: str, rows, stop: threading.Event | None) -> int:
         """One target's due rows, the most urgent first: 特别重大 alone, then digests, then the rest."""
-        delivered = 0
         # 特别重大 is never folded into a storm digest: it pages on its own, before anything else.
-        urgent = [r for r in rows if not r.fold and _top_level(r)]
-        for row in urgent:
-            if stop is not None and stop.is_set():
-                return delivered
-            delivered += self._deliver_one(row.id, row.state)
+        delivered = self._deliver_each([r for r in rows if not r.fold and _top_level(r)], stop)
+        if stop is not None and stop.is_set():
+            return delivered
         # over the alert budget, or repeats: a digest however few
         opened = [r for r in rows if r.fold and r.kind == "opened"]
         if opened:
@@ -207,9 +204,14 @@ class Delivery:
         batch = [r for r in rows if not r.fold and not _top_level(r)]
         if self.cfg.storm_threshold and len(batch) >= self.cfg.storm_threshold:
             return delivered + self._deliver_digest(target, batch)
-        for row in batch:
+        return delivered + self._deliver_each(batch, stop)
+
+    def _deliver_each(self, rows, stop: threading.Event | None) -> int:
+        """Each row on its own, in order, until a shutdown asks to stop."""
+        delivered = 0
+        for row in rows:
             if stop is not None and stop.is_set():
-                return delivered
+                break
             delivered += self._deliver_one(row.id, row.state)
         return delivered
 
@@ -227,20 +229,18 @@ class Delivery:
         self._recorded([outbox_id], ok, error, title)
         return 1 if ok else 0
 
-    def _clock_note(self, outbox_id: int, now: datetime) -> str:
-        """A digest line's clock and what is left of it now (the title names incident and level)."""
+    def _clock_notes(self, outbox_ids: list[int], now: datetime) -> dict[int, str]:
+        """Each digest line's clock and what is left of it now (the title names incident and
+        level), in one query for the whole digest."""
         with self.sessions() as session:
             found = session.execute(
-                select(Notification.clock, ClockRow.due_at, ClockRow.met_at)
-                .join(Outbox, Outbox.notification_id == Notification.id)
+                select(Outbox.id, Notification.clock, ClockRow.due_at, ClockRow.met_at)
+                .join(Notification, Notification.id == Outbox.notification_id)
                 .join(ClockRow, (ClockRow.incident_id == Notification.incident_id) & (ClockRow.name == Notification.clock))
-                .where(Outbox.id == outbox_id)
-            ).first()
-        if found is None:
-            return ""
-        clock, due, met = found
-        state = "已完成" if met is not None else time_left(from_db(due), now)
-        return f"（{clock}：{show_due(from_db(due))} 截止，{state}）"
+                .where(Outbox.id.in_(outbox_ids))
+            ).all()
+        return {outbox_id: f"（{clock}：{show_due(from_db(due))} 截止，{'已完成' if met is not None else time_left(from_db(due), now)}）"
+                for outbox_id, clock, due, met in found}
 
     def _deliver_digest(self, target: str, rows, name: str = "告警汇总", unit: str = "条告警") -> int:
         """Many alerts due at once for one target: one message listing them all."""
@@ -253,7 +253,8 @@ class Delivery:
             session.commit()
         if not claimed:
             return 0
-        lines = [f"{i}. {row.title}{self._clock_note(row.id, now)}" for i, row in enumerate(claimed, start=1)]
+        notes = self._clock_notes([row.id for row in claimed], now)
+        lines = [f"{i}. {row.title}{notes.get(row.id, '')}" for i, row in enumerate(claimed, start=1)]
         title = f"【{name}】{len(claimed)} {unit}（{show(now)}）"
         body = "\n".join([*lines, "", "逐条详情：monitor alerts list；处置：monitor incidents list"])
         ok, error = self.channels.send(target, title, body)

@@ -12,8 +12,9 @@ Online, in time order, three stages, the first that answers wins:
   4. a short post without a link (at most SHORT_WORDS salient words) joins the hottest event of
      the last hour it shares a word with;
 else it starts one, which `related` may name as another story of an event it shares a
-quarter of its words with: the daemon then sends that incident's alerts in digests. The defaults were tuned end to end (bench/quality.py, CED slices a and b):
-an event is a story, and a new post needs most of its content in an event to join it.
+quarter of its words with: the daemon then sends that incident's alerts in digests.
+The defaults were tuned end to end (bench/quality.py, CED slices a and b): an event is a
+story, and a new post needs most of its content in an event to join it.
 Salient words are jieba nouns, places, organisations and names of two or more
 characters: what an event is about, not how people talk about it.
 """
@@ -113,11 +114,11 @@ class Clusterer:
     post belongs to, `remember` records that it does."""
 
     def __init__(self, window: timedelta, threshold: float = 0.85, profile_size: int = 40, near_dup: float | None = 0.8,
-                 named_threshold: float | None = 0.7):
+                 named_threshold: float = 0.7):
         self.window = window
         self.threshold = threshold
         # the share that is enough when the post names a person, place or organisation the event names
-        self.named_threshold = min(threshold, named_threshold if named_threshold is not None else threshold)
+        self.named_threshold = min(threshold, named_threshold)
         self.profile_size = profile_size
         self.events: dict[int, _Event] = {}
         self.by_word: dict[str, set[int]] = defaultdict(set)
@@ -146,29 +147,29 @@ class Clusterer:
     def _in_burst(self, when: datetime, about: Features) -> int | None:
         """A short comment without a link ("芦山挺住", "红十字会又这样") says too little to match
         an event's content: it goes to the hottest event of the last hour it shares a word with."""
+        return self._hottest(when, about.words, lambda event, _w: not self._elsewhere(about, event),
+                             lambda event: (event.heat(when), -event.key), hot_only=True)
+
+    def _hottest(self, when: datetime, words, keep, rank, hot_only: bool = False) -> int | None:
+        """The active event, among those the index holds under any of `words`, that `keep`
+        accepts and `rank` puts first (with a post in the last hour, if `hot_only`)."""
         since, best, best_rank = when - self.window, None, None
-        for w in about.words:
+        for w in words:
             for key in self.by_word.get(w, ()):
                 event = self.events.get(key)
-                if event is None or event.last < since or self._elsewhere(about, event):
+                if event is None or event.last < since or not keep(event, w) or (hot_only and not event.heat(when)):
                     continue
-                heat = event.heat(when)
-                if heat and (best_rank is None or (heat, -key) > best_rank):
-                    best, best_rank = key, (heat, -key)
+                r = rank(event)
+                if best_rank is None or r > best_rank:
+                    best, best_rank = key, r
         return best
 
     def related(self, when: datetime, about: Features) -> int | None:
         """An active event this post, too different to join, is still about: it names one of the
         event's people, places or organisations (the hottest such event), or shares a quarter of
         its salient weight with it and names nothing elsewhere. Another story of that event."""
-        since, best, best_rank = when - self.window, None, None
-        for e in about.entities:
-            for key in self.by_word.get(e, ()):
-                event = self.events.get(key)
-                if event is not None and event.last >= since and e in event.entities:
-                    rank = (event.heat(when), event.last, -key)
-                    if best_rank is None or rank > best_rank:
-                        best, best_rank = key, rank
+        best = self._hottest(when, about.entities, lambda event, e: e in event.entities,
+                             lambda event: (event.heat(when), event.last, -event.key))
         return best if best is not None else self._same_event(when, about, RELATED_SHARE, named=False)
 
     def _same_event(self, when: datetime, about: Features, share: float | None = None, named: bool = True) -> int | None:

@@ -575,12 +575,11 @@ class Incidents:
         fire(session, alert, now, self.alerting.channels, self.alerting.disposition, fold_until=fold)
 
     def _fold_step(self, session: Session, incident: Incident, step, now: datetime) -> datetime | None:
-        """A repeat to a tier that has had this clock's escalation waits for the next full hour
-        (one digest of them all); every step of an incident
-        whose 新舆情事件 went by digest (past the rule's budget) or that is another story of an
-        open incident's event, wait for the hourly digest; a
-        step of a rule whose last step to this tier went on its own less than group_interval ago
-        waits for the next group boundary. In memory: after a restart the first goes on its own."""
+        """When a step waits for a digest, or None to send it now. The next full hour: a repeat to
+        a tier that has had this clock's escalation, and every step of an incident whose 新舆情事件
+        went by digest (past the rule's budget) or that is another story of an open incident's
+        event. The next group boundary: a step of a rule whose last step to this tier went on its
+        own less than group_interval ago (kept in memory: after a restart the first goes alone)."""
         alerts = self.cfg.alerts
         if step.repeat and alerts.fold_repeats:
             return _next_hour(now)  # the tier hears "still not answered" once an hour for all such clocks
