@@ -673,19 +673,27 @@ EVENT_NAMES = {
 def _print_posts(session, inc, limit: int = 50) -> None:
     from sqlalchemy import select
 
-    from monitor.store.models import IncidentPost, Post, Source
+    from monitor.store.models import IncidentPost, Match, Post, Source
 
     rows = session.execute(
         select(Post.id, Source.name, Post.external_id, Post.title, Post.body, Post.published_at, Post.fetched_at, Post.time_note)
         .join(IncidentPost, IncidentPost.post_id == Post.id).join(Source, Source.id == Post.source_id)
         .where(IncidentPost.incident_id == inc.id).order_by(Post.id).limit(limit)
     ).all()
+    # Event mode puts a post matching several rules in one incident: say which others it matched.
+    also: dict[int, list[str]] = {}
+    for post_id, rule in session.execute(
+        select(Match.post_id, Match.rule).where(Match.post_id.in_([r[0] for r in rows]), Match.rule != inc.rule).order_by(Match.id)
+    ):
+        also.setdefault(post_id, []).append(rule)
     print(f"  帖文（#编号用于 split）：{'' if inc.post_count <= limit else f'前 {limit} 条'}")
     for post_id, source, external_id, title, body, published, fetched, note in rows:
         when = show(from_db(published)) if published else f"{show(from_db(fetched))}（抓取）"
         print(f"    #{post_id}【{source}】{when} {(title or body or '')[:50]}")
         if note:
             print(f"        注：{note}")
+        if post_id in also:
+            print(f"        也命中规则：{'、'.join(dict.fromkeys(also[post_id]))}（按内容归并时一条帖文只进一个事件）")
 
 
 _ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d")

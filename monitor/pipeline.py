@@ -119,8 +119,7 @@ class Pipeline:
         now = self.clock.now()
         matches = []
         for post in posts:
-            if post.repost_of:
-                self.incidents.join_original(session, post, now)
+            joined = self.incidents.join_original(session, post, now) if post.repost_of else []
             for match in verdicts[post.id]:
                 matches.append(
                     {
@@ -133,7 +132,7 @@ class Pipeline:
                         "explanation": match.explanation(),
                     }
                 )
-                self.incidents.assign(session, post, match, now)
+            self.incidents.place(session, post, verdicts[post.id], now, joined)
         # Set-based writes: most posts match nothing and need only their processed mark.
         if matches:
             session.execute(insert(MatchRow), matches)

@@ -273,3 +273,27 @@ def test_another_story_of_an_open_event_is_its_own_incident_whose_alerts_go_in_t
     deliver_due(app.sessions, app.channels, clock, cfg.main.alerts)
     assert receiver.posts[-1]["payload"]["title"].startswith("【新舆情事件汇总】1 起新事件")
     assert "#2" in receiver.posts[-1]["payload"]["message"]
+
+
+def test_in_event_mode_a_post_matching_two_rules_is_one_incident_of_the_more_severe_rule(tmp_path, receiver, capsys):
+    w = World(tmp_path, receiver, extra='[incidents]\nclustering = "event"\n')
+    w.post("a1", "凤坂河边化工厂爆炸后河水发黑发臭")  # 危化品爆炸 (重大) and 黑臭水体 (一般)
+    w.post("a2", "化工厂爆炸了，凤坂河的河水发黑发臭")  # the same event in other words, again both rules
+    (incident,) = w.incidents()
+    assert incident.rule == "危化品爆炸" and w.members(incident.id) == ["a1", "a2"]
+    assert w.kinds().count("opened") == 1
+    with w.app.sessions() as s:  # both rules' matches stay in the record
+        from monitor.store.models import Match
+        assert sorted(m.rule for m in s.scalars(select(Match).join(Post, Post.id == Match.post_id)
+                                                    .where(Post.external_id == "a1"))) == ["危化品爆炸", "黑臭水体"]
+    from monitor.cli import main
+
+    capsys.readouterr()
+    assert main(["incidents", "show", str(incident.id), "--config", str(w.path)]) == 0
+    assert capsys.readouterr().out.count("也命中规则：黑臭水体") == 2
+
+
+def test_in_rule_mode_a_post_matching_two_rules_is_in_each_rules_incident(tmp_path, receiver):
+    w = World(tmp_path, receiver)
+    w.post("a1", "凤坂河边化工厂爆炸后河水发黑发臭")
+    assert sorted(i.rule for i in w.incidents()) == ["危化品爆炸", "黑臭水体"]

@@ -166,8 +166,42 @@ class Incidents:
 
     # ---- posts ---------------------------------------------------------------------
 
-    def assign(self, session: Session, post: Post, match: Match, now: datetime) -> Incident | None:
-        """Join the open incident of the rule seen within the window, or open one."""
+    def place(self, session: Session, post: Post, matches: list[Match], now: datetime, joined: list[Incident]) -> None:
+        """Assign a post that matched: in rule mode to the incident of every rule it matched; in
+        event mode to one incident only, as an officer counts events, not rules: the incident
+        it reposts into (`joined`), else the incident a matched rule's clustering finds for it
+        (the most severe rule's first), else a new incident of the most severe rule it matched
+        (in file order between equals). The other rules' matches stay in its explanation."""
+        by_event = self.cfg.incidents.clustering == "event"
+        if not by_event or joined or len(matches) < 2:
+            for match in matches:
+                if not (by_event and joined) or any(i.rule == match.rule.name for i in joined):
+                    self.assign(session, post, match, now)
+            return
+        ordered = sorted(matches, key=lambda m: rank(m.rule.severity))  # stable: file order between equals
+        seen_at = clock_start(from_db(post.published_at), from_db(post.fetched_at))
+        described = self._clusterer(session, ordered[0].rule.name).describe(self._text(post.title, post.body))
+        for match in ordered:
+            found = self._found(session, self._clusterer(session, match.rule.name), post, seen_at, described)
+            if found is not None:
+                self.assign(session, post, match, now, described, found)
+                return
+        self.assign(session, post, ordered[0], now, described, None)
+
+    def _found(self, session: Session, clusterer: Clusterer, post: Post, seen_at: datetime, described) -> Incident | None:
+        about, sketch = described
+        key = clusterer.find(seen_at, about, post.repost_of, sketch)
+        incident = session.get(Incident, key, options=[lazyload(Incident.clocks)]) if key is not None else None
+        if incident is not None and incident.state == "closed":
+            clusterer.forget(key)
+            return None
+        return incident
+
+    def assign(self, session: Session, post: Post, match: Match, now: datetime, described=None,
+               found: Incident | None | bool = False) -> Incident | None:
+        """Join the open incident of the rule seen within the window, or open one. `described`
+        and `found` are what `place` already knows: the post's features and the incident the
+        rule's clustering found for it (False: not asked yet)."""
         rule = match.rule
         seen_at = clock_start(from_db(post.published_at), from_db(post.fetched_at))
         if seen_at < now - self.cfg.incidents.max_post_age:
@@ -179,12 +213,8 @@ class Incidents:
         about = sketch = None
         if self.cfg.incidents.clustering == "event":
             clusterer = self._clusterer(session, rule.name)
-            about, sketch = clusterer.describe(self._text(post.title, post.body))
-            key = clusterer.find(seen_at, about, post.repost_of, sketch)
-            incident = session.get(Incident, key, options=[lazyload(Incident.clocks)]) if key is not None else None
-            if incident is not None and incident.state == "closed":
-                clusterer.forget(key)
-                incident = None
+            about, sketch = described or clusterer.describe(self._text(post.title, post.body))
+            incident = self._found(session, clusterer, post, seen_at, (about, sketch)) if found is False else found
         else:
             incident = self._open_incident(session, rule.name, seen_at)
         placed = self._placed(session, post, rule.name) if post.repost_of else None
