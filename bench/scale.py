@@ -104,7 +104,7 @@ def main() -> None:
         app.pipeline.matcher.segmenter.initialize()
         started = time.perf_counter()
         with app.sessions() as session:
-            events = len(app.incidents._clusterer(session, "黑臭水体").events)
+            events = len(app.incidents.lifecycle._clusterer(session, "黑臭水体").events)
         print(f"event index of 黑臭水体 rebuilt from {events} open incidents in {time.perf_counter() - started:.1f} s (not timed)")
         event_assigns = time_assigns(app, clock, "event", rivers)
         app.engine.dispose()

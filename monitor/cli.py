@@ -584,25 +584,25 @@ def _incidents(args) -> int:
             return _incidents_show(sessions, service, args.id, now)
         with sessions.begin() as session:
             if command == "ack":
-                service.ack(session, args.id, actor, now)
+                service.actions.ack(session, args.id, actor, now)
                 print(f"事件 #{args.id} 已确认（{actor}，{show(now)}）")
             elif command == "met":
-                incident = service.met(session, args.id, args.clock, actor, now, args.evidence)
+                incident = service.actions.met(session, args.id, args.clock, actor, now, args.evidence)
                 clock = next(c for c in incident.clocks if c.name == args.clock)
                 late = now > from_db(clock.due_at)
                 print(f"事件 #{args.id}「{args.clock}」已于 {show(now)} 登记完成"
                       f"{'（超时，截止 ' if late else '（按时，截止 '}{show_due(from_db(clock.due_at))}）")
             elif command == "close":
-                service.close(session, args.id, actor, now)
+                service.actions.close(session, args.id, actor, now)
                 print(f"事件 #{args.id} 已于 {show(now)} 关闭")
             elif command == "merge":
-                service.merge(session, args.id, args.other, actor, now)
+                service.actions.merge(session, args.id, args.other, actor, now)
                 print(f"事件 #{args.other} 已并入 #{args.id}（#{args.other} 已关闭）")
             elif command == "split":
-                new = service.split(session, args.id, args.posts, actor, now)
+                new = service.actions.split(session, args.id, args.posts, actor, now)
                 print(f"已从事件 #{args.id} 拆出 {len(args.posts)} 条帖文，成为新事件 #{new.id}")
             elif command == "regrade":
-                incident = service.regrade(session, args.id, args.level, actor, now)
+                incident = service.actions.regrade(session, args.id, args.level, actor, now)
                 print(f"事件 #{args.id} 级别改为「{args.level}」，时限已重算：")
                 for c in service.clock_states(incident):
                     print(f"  · {c.name}：{show_due(c.due_at)} 截止")
@@ -721,7 +721,7 @@ def _incidents_show(sessions, service, incident_id: int, now) -> int:
     from monitor.store.models import Event, Notification
 
     with sessions() as session:
-        inc = service.get(session, incident_id)
+        inc = service.actions.get(session, incident_id)
         print(f"事件 #{inc.id}【{inc.severity}】{state_name(inc)}")
         print(f"  规则：{inc.rule}　分类：{inc.category or '—'}　责任部门：{inc.department or '—'}")
         print(f"  首条：{inc.title}")

@@ -35,7 +35,7 @@ from monitor.app import App, build, load_channels, make_matcher, setup_logging
 from monitor.clock import Clock, SystemClock, show, show_delta
 from monitor.config import Config, ConfigError, expand_rule_paths
 from monitor.config import load as load_config
-from monitor.incidents.service import Alerting
+from monitor.alerts.notices import Alerting
 from monitor.sources.http import make_client
 from monitor.sources import health
 from monitor.sources.engine import PollEngine

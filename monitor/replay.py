@@ -217,16 +217,16 @@ def _apply(app, action: ReplayAction, now: datetime) -> list[str]:
         for incident_id in ids:
             try:
                 if action.action == "ack":
-                    incidents.ack(session, incident_id, action.actor, now)
+                    incidents.actions.ack(session, incident_id, action.actor, now)
                 elif action.action == "met":
-                    incident = incidents.get(session, incident_id)
+                    incident = incidents.actions.get(session, incident_id)
                     if len(ids) > 1 and not any(c.name == action.clock and c.active for c in incident.clocks):
                         continue  # the post sits in several incidents; the clock names which
-                    incidents.met(session, incident_id, action.clock, action.actor, now, action.evidence)
+                    incidents.actions.met(session, incident_id, action.clock, action.actor, now, action.evidence)
                 elif action.action == "close":
-                    incidents.close(session, incident_id, action.actor, now)
+                    incidents.actions.close(session, incident_id, action.actor, now)
                 elif action.action == "regrade":
-                    incidents.regrade(session, incident_id, action.level, action.actor, now)
+                    incidents.actions.regrade(session, incident_id, action.level, action.actor, now)
             except ActionError as e:
                 errors.append(f"{iso_local(action.at)} {action.action}: {e}")
         return errors

@@ -117,12 +117,12 @@ def test_merge_and_split_from_another_process_reach_the_daemons_event_index(tmp_
     assert incidents(app) == [(1, 1), (2, 1)]
     cli = build(cfg, app.clock, dry_run=True)  # `monitor incidents merge 1 2`, run beside the daemon
     with cli.sessions.begin() as s:
-        cli.incidents.merge(s, 1, 2, "科长", app.clock.now())
+        cli.incidents.actions.merge(s, 1, 2, "科长", app.clock.now())
     # the daemon's index still has 白马河 in #2, now closed: it must look again, not open #3
     post(app, sid, "b2", "白马河污水直排黑臭问题仍未解决，白马河周边居民", 20)
     assert incidents(app) == [(1, 3), (2, 1)]
     with cli.sessions.begin() as s:
-        new = cli.incidents.split(s, 1, ["b1", "b2"], "科长", app.clock.now()).id
+        new = cli.incidents.actions.split(s, 1, ["b1", "b2"], "科长", app.clock.now()).id
     post(app, sid, "b3", "白马河沿岸发黑发臭，白马河附近居民再次反映", 30)
     with app.sessions() as s:
         assert s.get(Incident, new).post_count == 3 and s.get(Incident, 1).post_count == 1

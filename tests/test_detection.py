@@ -69,7 +69,7 @@ def test_a_post_joining_an_answered_incident_tells_the_duty_tier(tmp_path, recei
     w.post("a", "城东河道黑臭")
     (incident,) = w.incidents()
     with w.app.sessions.begin() as s:
-        w.app.incidents.met(s, incident.id, "权威回应", "值班员", T0 + H, "https://example.gov.cn/reply")
+        w.app.incidents.actions.met(s, incident.id, "权威回应", "值班员", T0 + H, "https://example.gov.cn/reply")
     w.clock.set(T0 + 2 * H)
     w.post("b", "城东河道又黑臭了，整治没效果")
     w.post("c", "城东河道还是黑臭")  # the same wave, the same hour: one alert, not two
@@ -87,7 +87,7 @@ def test_reopen_starts_the_answered_clocks_again_for_the_new_wave(tmp_path, rece
     w.post("a", "城东河道黑臭")
     (incident,) = w.incidents()
     with w.app.sessions.begin() as s:
-        w.app.incidents.met(s, incident.id, "权威回应", "值班员", T0 + H, None)
+        w.app.incidents.actions.met(s, incident.id, "权威回应", "值班员", T0 + H, None)
     w.clock.set(T0 + 2 * H)
     w.post("b", "城东河道又黑臭了")
     with w.app.sessions() as s:
@@ -105,10 +105,10 @@ def test_merge_keeps_the_acknowledgement_and_met_clocks_and_says_where_it_went(t
     w.post("b", "城东河道黑臭，整治没效果")  # outside the 24 h window: a second incident
     first, second = w.incidents()
     with w.app.sessions.begin() as s:
-        w.app.incidents.ack(s, second.id, "李四", T0 + 30.2 * H)
-        w.app.incidents.met(s, second.id, "权威回应", "李四", T0 + 31 * H, "https://example.gov.cn/a")
+        w.app.incidents.actions.ack(s, second.id, "李四", T0 + 30.2 * H)
+        w.app.incidents.actions.met(s, second.id, "权威回应", "李四", T0 + 31 * H, "https://example.gov.cn/a")
     with w.app.sessions.begin() as s:
-        w.app.incidents.merge(s, first.id, second.id, "科长", T0 + 32 * H)
+        w.app.incidents.actions.merge(s, first.id, second.id, "科长", T0 + 32 * H)
     kept, merged = w.incidents()
     assert kept.acked_by == "李四" and kept.state == "acknowledged"
     (clock,) = kept.clocks
@@ -216,7 +216,7 @@ def test_repeats_to_the_top_tier_wait_for_the_hourly_digest_and_an_answer_cancel
     w.clock.set(T0 + 11 * H)  # the next repeat is held for 12:00, and then the clock is met
     w.app.pipeline.tick()
     with w.app.sessions.begin() as s:
-        w.app.incidents.met(s, incident.id, "发布权威信息", "值班员甲", w.clock.now(), "https://gov/x")
+        w.app.incidents.actions.met(s, incident.id, "发布权威信息", "值班员甲", w.clock.now(), "https://gov/x")
     w.clock.set(T0 + 12 * H)
     deliver_due(w.app.sessions, w.app.channels, w.clock, w.cfg.main.alerts)
     assert len(receiver.posts) == before + 1  # answered: the held repeat is not sent

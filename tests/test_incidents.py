@@ -106,7 +106,7 @@ def test_reminders_and_escalation_fire_once_each(world):
 def test_met_stops_that_clock_only(world):
     world.post("化工厂爆炸")
     with world.session() as s:
-        world.app.incidents.met(s, 1, "发布权威信息", "张三", T0 + H, "http://gov/notice")
+        world.app.incidents.actions.met(s, 1, "发布权威信息", "张三", T0 + H, "http://gov/notice")
     world.at(30 * H)
     with world.app.sessions() as s:
         keys = s.scalars(select(Notification.key).where(Notification.disposition == "sent")).all()
@@ -119,14 +119,14 @@ def test_met_stops_that_clock_only(world):
 def test_close_stops_everything_and_actions_are_events(world):
     world.post("化工厂爆炸")
     with world.session() as s:
-        world.app.incidents.ack(s, 1, "李四", T0 + 0.1 * H)
-        world.app.incidents.close(s, 1, "李四", T0 + 0.2 * H)
+        world.app.incidents.actions.ack(s, 1, "李四", T0 + 0.1 * H)
+        world.app.incidents.actions.close(s, 1, "李四", T0 + 0.2 * H)
     assert world.at(50 * H) == 1  # only the opening alert
     with world.app.sessions() as s:
         kinds = s.scalars(select(Event.kind).order_by(Event.id)).all()
     assert kinds == ["opened", "acknowledged", "closed"]
     with world.session() as s, pytest.raises(ActionError, match="已关闭"):
-        world.app.incidents.close(s, 1, "李四", T0 + H)
+        world.app.incidents.actions.close(s, 1, "李四", T0 + H)
 
 
 def test_regrade_recomputes_clocks(world):
@@ -134,7 +134,7 @@ def test_regrade_recomputes_clocks(world):
     [inc] = world.incidents()
     assert [c.name for c in inc.clocks] == ["权威回应"]
     with world.session() as s:
-        world.app.incidents.regrade(s, 1, "重大", "王五", T0 + 6 * H)
+        world.app.incidents.actions.regrade(s, 1, "重大", "王五", T0 + 6 * H)
     world.at(6 * H)
     [inc] = world.incidents()
     active = {c.name: from_db(c.due_at) - T0 for c in inc.clocks if c.active}
@@ -146,7 +146,7 @@ def test_regrade_recomputes_clocks(world):
     assert rows["1:发布权威信息:overdue-0"] == "sent"
     assert rows["1:发布权威信息:remind-50%"] == "superseded"
     with world.session() as s, pytest.raises(ActionError, match="级别"):
-        world.app.incidents.regrade(s, 1, "超级", "王五", T0 + 6 * H)
+        world.app.incidents.actions.regrade(s, 1, "超级", "王五", T0 + 6 * H)
 
 
 def test_failing_channel_is_retried_and_delivered_once(world):
@@ -232,13 +232,13 @@ def test_merge_and_split_are_events_and_move_clocks(world):
     world.post("另一条河也黑臭", published=T0 + 30 * H)  # outside the window: a second incident
     a, b = world.incidents()
     with world.session() as s:
-        world.app.incidents.merge(s, b.id, a.id, "科长", T0 + 31 * H)
+        world.app.incidents.actions.merge(s, b.id, a.id, "科长", T0 + 31 * H)
     a, b = world.incidents()
     assert a.state == "closed" and b.post_count == 2
     assert from_db(b.started_at) == T0  # the clocks count from the earlier report now
     assert {c.name: from_db(c.due_at) for c in b.clocks} == {"权威回应": T0 + 48 * H}
     with world.session() as s:
-        new = world.app.incidents.split(s, b.id, ["p1"], "科长", T0 + 32 * H)
+        new = world.app.incidents.actions.split(s, b.id, ["p1"], "科长", T0 + 32 * H)
         new_id = new.id
     with world.app.sessions() as s:
         kinds = s.scalars(select(Event.kind).order_by(Event.id)).all()
@@ -250,9 +250,9 @@ def test_merge_and_split_are_events_and_move_clocks(world):
         assert {c.name: from_db(c.due_at) for c in kept.clocks} == {"权威回应": T0 + 78 * H}
     assert kinds[-5:] == ["merged", "merged_into", "start_moved", "split_out", "split_from"]
     with world.session() as s, pytest.raises(ActionError, match="没有帖文"):
-        world.app.incidents.split(s, b.id, ["nope"], "科长", T0 + 33 * H)
+        world.app.incidents.actions.split(s, b.id, ["nope"], "科长", T0 + 33 * H)
     with world.session() as s, pytest.raises(ActionError, match="不能把全部帖文拆出"):
-        world.app.incidents.split(s, new_id, ["p1"], "科长", T0 + 33 * H)
+        world.app.incidents.actions.split(s, new_id, ["p1"], "科长", T0 + 33 * H)
 
 
 def heat_world(make_config, receiver, action):

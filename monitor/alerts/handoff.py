@@ -14,21 +14,20 @@ from monitor.alerts.outbox import Alert, fire
 from monitor.alerts.render import render_handoff
 from monitor.alerts.roster import person_tag, shift_starts
 from monitor.config import MainConfig
+from monitor.incidents import views
 from monitor.severity import rank
 from monitor.store.models import Incident
 
 
 def send_handoffs(session: Session, cfg: MainConfig, channels: Channels | None, after: datetime, now: datetime,
-                  dry_run: bool = False, views=None) -> int:
+                  dry_run: bool = False) -> int:
     """Fire the digests of first-tier shifts that started in (after, now]."""
-    from monitor.incidents.service import Incidents
-
     starts = shift_starts(cfg, after, now, tier=cfg.tier[0].name)
     if not starts:
         return 0
     incidents = session.scalars(select(Incident).where(Incident.state != "closed").order_by(Incident.id)).all()
     listed = sorted(
-        ((Incidents.view(i), Incidents.clock_states(i)) for i in incidents),
+        ((views.view(i), views.clock_states(i)) for i in incidents),
         key=lambda vc: (rank(vc[0].severity), min((c.due_at for c in vc[1] if c.met_at is None), default=now), vc[0].id),
     )
     people = {p.name: p for p in cfg.person}

@@ -2,47 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from monitor.clock import show, show_delta, show_due, time_left
 from monitor.alerts.templates import DEFAULT_TEMPLATES, Templates
 from monitor.incidents.escalation import ClockState, Step
-
-
-@dataclass(frozen=True)
-class IncidentView:
-    id: int
-    rule: str
-    title: str
-    severity: str
-    category: str
-    department: str
-    terms: tuple[str, ...]
-    first_post_url: str | None
-    post_count: int
-    opened_at: datetime
-    acked_at: datetime | None
+from monitor.incidents.views import IncidentView
 
 
 def clock_line(c: ClockState, now: datetime) -> str:
     if c.met_at is not None:
         return f"· {c.name}：{clock_status(c, now)}"
     return f"· {c.name}：{show_due(c.due_at)} 截止，{clock_status(c, now)}"
-
-
-def render(
-    kind: str,
-    incident: IncidentView,
-    clocks: list[ClockState],
-    now: datetime,
-    step: Step | None = None,
-    tier_name: str = "",
-    templates: Templates = DEFAULT_TEMPLATES,
-) -> tuple[str, str]:
-    """(title, plain body); render_all also gives the markdown body."""
-    title, body, _markdown = render_all(kind, incident, clocks, now, step, tier_name, templates)
-    return title, body
 
 
 def render_all(

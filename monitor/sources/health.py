@@ -13,8 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.alerts.channels import Channels
-from monitor.alerts.outbox import Alert, fire
-from monitor.alerts.render import render_source_health
+from monitor.alerts.notices import Alerting, source_health
 from monitor.clock import from_db, to_db
 from monitor.config import HealthConfig, MainConfig, SourceConfig
 from monitor.store.models import Source
@@ -78,11 +77,7 @@ def check(session: Session, cfg: MainConfig, channels: Channels | None, now: dat
         change = evaluate(state, cfg.health, source, now)
         if change is None:
             continue
-        title, body = render_source_health(change.kind, row.name, row.url, change.since, now, row.consecutive_failures,
-                                           row.last_error, from_db(row.last_success_at), usual, from_db(row.last_new_post_at))
-        key = f"source:{row.name}:{change.kind}:{change.since.isoformat()}"
-        fire(session, Alert(key, None, None, f"source_{change.kind}", 0, tags, now, title, body), now,
-             None if dry_run else channels, "dry_run" if dry_run else "sent")
+        title = source_health(session, Alerting(channels, dry_run), change, row, now, usual, tags)
         row.health_state = change.state
         row.health_since = to_db(change.since) if change.state != "ok" else None
         log.warning("%s", title) if change.kind != "recovered" else log.info("%s", title)

@@ -1,0 +1,96 @@
+"""The one door into the alerts package for incidents and sources.
+
+They hand over facts (an incident's view and clocks, a step, a source's change) and who
+should hear; this module renders them with the office's templates and writes them to the
+notification log (`fire`), which delivery then sends exactly once. Nothing below the alerts
+package renders a message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from monitor.alerts.channels import Channels
+from monitor.alerts.outbox import Alert, fire
+from monitor.alerts.render import IncidentView, render_all, render_progress, render_reply, render_source_health
+from monitor.alerts.templates import compile_templates
+from monitor.clock import from_db
+from monitor.config import MainConfig
+from monitor.incidents.escalation import ClockState, Step
+
+
+@dataclass
+class Alerting:
+    """How fired alerts leave: through channels (daemon), or only into the log (dry run)."""
+
+    channels: Channels | None
+    dry_run: bool = False
+
+    @property
+    def disposition(self) -> str:
+        return "dry_run" if self.dry_run else "sent"
+
+
+class Notices:
+    def __init__(self, cfg: MainConfig, alerting: Alerting):
+        self.tier_names = [t.name for t in cfg.tier]
+        self.templates = compile_templates(cfg.template_overrides())
+        self.alerting = alerting
+
+    def _fire(self, session: Session, alert: Alert, now: datetime, disposition: str | None = None,
+              fold_until: datetime | None = None):
+        disposition = disposition or self.alerting.disposition
+        channels = self.alerting.channels if disposition == "sent" else None
+        return fire(session, alert, now, channels, disposition, fold_until=fold_until)
+
+    def opened(self, session: Session, view: IncidentView, clocks: list[ClockState], tier: int, tags, now: datetime,
+               fold_until: datetime | None) -> None:
+        title, body, markdown = render_all("opened", view, clocks, now, templates=self.templates)
+        alert = Alert(f"{view.id}:opened", view.id, None, "opened", tier, tags, now, title, body, markdown, view.severity)
+        self._fire(session, alert, now, fold_until=fold_until)
+
+    def step(self, session: Session, view: IncidentView, clocks: list[ClockState], step: Step, tags, now: datetime,
+             disposition: str, fold_until: datetime | None) -> None:
+        """A reminder or an escalation; `disposition` "superseded" logs one a higher step replaced."""
+        title, body, markdown = render_all(step.kind, view, clocks, now, step, self.tier_names[step.tier], self.templates)
+        alert = Alert(step.key, view.id, step.clock, step.kind, step.tier, tags, step.at, title, body, markdown, view.severity)
+        self._fire(session, alert, now, disposition, fold_until)
+
+    def progress(self, session: Session, view: IncidentView, clocks: list[ClockState], post_title: str, post_url: str | None,
+                 reopened: list[str], wave: datetime, tier: int, tags, now: datetime) -> None:
+        """A post joined an incident whose clocks were all answered (once per incident and hour)."""
+        title, body = render_progress(view, clocks, post_title, post_url, reopened)
+        alert = Alert(f"{view.id}:progress:{wave.isoformat()}", view.id, None, "progress", tier, tags, now, title, body,
+                      severity=view.severity)
+        self._fire(session, alert, now)
+
+    def heat_suggestion(self, session: Session, view: IncidentView, level: str, reason: str, tier: int, tags, now: datetime) -> bool:
+        """Heat suggests a higher grade, once per incident and grade; False if it was suggested before."""
+        title = f"【{view.severity}】事件 #{view.id} 热度上升，建议调整为「{level}」"
+        body = (f"事件：#{view.id} {view.rule}：{view.title}\n热度：{reason}\n"
+                f"如同意：monitor incidents regrade {view.id} {level}")
+        alert = Alert(f"{view.id}:heat:suggest-{level}", view.id, None, "suggest", tier, tags, now, title, body,
+                      severity=view.severity)
+        return self._fire(session, alert, now) is not None
+
+    def reply(self, session: Session, view: IncidentView, post_id: int, post_title: str, status: str | None, text: str | None,
+              url: str | None, replied_at: datetime, pending: list[str], tier: int, tags, now: datetime) -> None:
+        """A board shows an official reply to one of the incident's posts."""
+        title, body = render_reply(view, post_title, status, text, url, replied_at, pending)
+        alert = Alert(f"{view.id}:reply:{post_id}", view.id, None, "reply", tier, tags, now, title, body, severity=view.severity)
+        self._fire(session, alert, now)
+
+
+
+def source_health(session: Session, alerting: Alerting, change, row, now: datetime, usual_gap, tags) -> str:
+    """A source failing, quiet or back (`change` from sources.health.evaluate, `row` its Source
+    row); returns the title, for the log."""
+    title, body = render_source_health(change.kind, row.name, row.url, change.since, now, row.consecutive_failures,
+                                       row.last_error, from_db(row.last_success_at), usual_gap, from_db(row.last_new_post_at))
+    key = f"source:{row.name}:{change.kind}:{change.since.isoformat()}"
+    fire(session, Alert(key, None, None, f"source_{change.kind}", 0, tags, now, title, body), now,
+         alerting.channels if not alerting.dry_run else None, alerting.disposition)
+    return title

@@ -1,0 +1,185 @@
+"""What officers do to incidents: acknowledge, record a clock as met, close, regrade, merge,
+split. The one layer the CLI, replay and any web page or API call; each action checks what
+it may do (an ActionError says why not, in Chinese) and leaves an event with its actor."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitor.clock import from_db, show, to_db
+from monitor.config import MainConfig
+from monitor.incidents.clocks import clock_start
+from monitor.incidents.record import ActionError, Planner, changed, drop_held_steps, event, link
+from monitor.severity import SEVERITIES
+from monitor.store.models import Clock, Incident, IncidentPost, Post
+
+
+class Actions:
+    def __init__(self, cfg: MainConfig, planner: Planner):
+        self.cfg = cfg
+        self.planner = planner
+
+    def get(self, session: Session, incident_id: int) -> Incident:
+        incident = session.get(Incident, incident_id)
+        if incident is None:
+            raise ActionError(f"事件 #{incident_id} 不存在")
+        return incident
+
+    def ack(self, session: Session, incident_id: int, actor: str, now: datetime) -> Incident:
+        incident = self.get(session, incident_id)
+        if incident.state == "closed":
+            raise ActionError(f"事件 #{incident_id} 已关闭")
+        if incident.acked_at is not None:
+            raise ActionError(f"事件 #{incident_id} 已于 {show(from_db(incident.acked_at))} 由 {incident.acked_by} 确认")
+        incident.acked_at, incident.acked_by, incident.state = to_db(now), actor, "acknowledged"
+        event(session, incident, now, actor, "acknowledged")
+        return incident
+
+    def met(self, session: Session, incident_id: int, clock_name: str, actor: str, now: datetime, evidence: str | None) -> Incident:
+        incident = self.get(session, incident_id)
+        clock = next((c for c in incident.clocks if c.name == clock_name and c.active), None)
+        if clock is None:
+            names = "、".join(c.name for c in incident.clocks if c.active)
+            raise ActionError(f"事件 #{incident_id} 没有时限「{clock_name}」（现有：{names}）")
+        if clock.met_at is not None:
+            raise ActionError(f"事件 #{incident_id} 的「{clock_name}」已于 {show(from_db(clock.met_at))} 登记完成")
+        clock.met_at, clock.met_by, clock.evidence = to_db(now), actor, evidence
+        on_time = now <= from_db(clock.due_at)
+        event(session, incident, now, actor, "clock_met", clock=clock_name, evidence=evidence, on_time=on_time)
+        changed(incident, now)
+        drop_held_steps(session, incident.id, clock_name)
+        return incident
+
+    def close(self, session: Session, incident_id: int, actor: str, now: datetime) -> Incident:
+        incident = self.get(session, incident_id)
+        if incident.state == "closed":
+            raise ActionError(f"事件 #{incident_id} 已关闭")
+        incident.state, incident.closed_at = "closed", to_db(now)
+        open_clocks = [c.name for c in incident.clocks if c.active and c.met_at is None]
+        event(session, incident, now, actor, "closed", open_clocks=open_clocks)
+        changed(incident, now)
+        drop_held_steps(session, incident.id)
+        return incident
+
+    def regrade(self, session: Session, incident_id: int, level: str, actor: str, now: datetime) -> Incident:
+        """Change the severity: clocks the new level has start (from the first post or from
+        now, as configured), clocks it does not have stop; nothing is deleted, so going down
+        keeps the history, and going back up finds the old clocks as they were."""
+        if level not in SEVERITIES:
+            raise ActionError(f"级别「{level}」无效，应为 {' | '.join(SEVERITIES)}")
+        incident = self.get(session, incident_id)
+        if incident.severity == level:
+            raise ActionError(f"事件 #{incident_id} 已是「{level}」")
+        before = incident.severity
+        incident.severity = level
+        start = now if self.cfg.incidents.regrade_clocks_from == "regrade" else from_db(incident.started_at)
+        plans = {p.name: p for p in self.planner.plan(incident, level, start)}
+        existing = {c.name: c for c in incident.clocks}
+        for name, clock in existing.items():
+            clock.active = name in plans
+        for name, plan in plans.items():
+            if name not in existing:
+                session.add(Clock(incident_id=incident.id, name=name, started_at=to_db(plan.started_at), due_at=to_db(plan.due_at)))
+        session.flush()
+        session.refresh(incident, ["clocks"])
+        after = [{"name": c.name, "due_at": from_db(c.due_at).isoformat(), "met_at": from_db(c.met_at).isoformat() if c.met_at else None}
+                 for c in incident.clocks if c.active]
+        event(session, incident, now, actor, "regraded", before=before, after=level, clocks=after)
+        changed(incident, now)
+        return incident
+
+    def merge(self, session: Session, keep_id: int, other_id: int, actor: str, now: datetime) -> Incident:
+        """One real event seen as two incidents: other's posts move into keep; other closes."""
+        if keep_id == other_id:
+            raise ActionError("不能把事件合并到它自己")
+        keep, other = self.get(session, keep_id), self.get(session, other_id)
+        moved = 0
+        for row in session.scalars(select(IncidentPost).where(IncidentPost.incident_id == other.id)).all():
+            if link(session, keep, session.get(Post, row.post_id), now):
+                moved += 1
+        keep.post_count += moved
+        keep.terms = list(dict.fromkeys([*keep.terms, *other.terms]))
+        keep.last_post_at = max(keep.last_post_at, other.last_post_at)
+        if other.started_at < keep.started_at:
+            self.planner.move_start(session, keep, from_db(other.started_at), now, None)
+        carried = self._carry_record(keep, other)
+        other.state, other.closed_at, other.merged_into = "closed", to_db(now), keep.id
+        event(session, keep, now, actor, "merged", other=other.id, posts=moved, **carried)
+        event(session, other, now, actor, "merged_into", into=keep.id)
+        changed(keep, now)
+        changed(other, now)
+        return keep
+
+    @staticmethod
+    def _carry_record(keep: Incident, other: Incident) -> dict:
+        """What the officers did on the merged-away incident still counts: its acknowledgement
+        and the clocks it answered (with their evidence) carry over to the kept one."""
+        carried: dict = {}
+        if keep.acked_at is None and other.acked_at is not None:
+            keep.acked_at, keep.acked_by = other.acked_at, other.acked_by
+            if keep.state == "open":
+                keep.state = "acknowledged"
+            carried["acknowledged_by"] = other.acked_by
+        theirs = {c.name: c for c in other.clocks if c.active and c.met_at is not None}
+        met = []
+        for clock in keep.clocks:
+            source = theirs.get(clock.name)
+            if clock.active and clock.met_at is None and source is not None:
+                clock.met_at, clock.met_by, clock.evidence = source.met_at, source.met_by, source.evidence
+                met.append(clock.name)
+        if met:
+            carried["clocks_met"] = met
+        return carried
+
+    def split(self, session: Session, incident_id: int, post_refs: list[str], actor: str, now: datetime) -> Incident:
+        """Posts that are another event: they leave for a new incident with its own clocks."""
+        source = self.get(session, incident_id)
+        links = session.execute(
+            select(IncidentPost, Post).join(Post, Post.id == IncidentPost.post_id).where(IncidentPost.incident_id == source.id)
+        ).all()
+        post_refs = [r[1:] if r.startswith("#") and r[1:].isdigit() else r for r in post_refs]  # `incidents show` prints #id
+        chosen = [(row, post) for row, post in links if post.external_id in post_refs or str(post.id) in post_refs]
+        missing = set(post_refs) - {p.external_id for _l, p in chosen} - {str(p.id) for _l, p in chosen}
+        if missing:
+            raise ActionError(f"事件 #{incident_id} 中没有帖文：{'、'.join(sorted(missing))}")
+        if len(chosen) == len(links):
+            raise ActionError("不能把全部帖文拆出：那是同一个事件")
+        posts = [p for _l, p in chosen]
+        seen = min(clock_start(from_db(p.published_at), from_db(p.fetched_at)) for p in posts)
+        first = min(posts, key=lambda p: clock_start(from_db(p.published_at), from_db(p.fetched_at)))
+        new = Incident(
+            rule=source.rule, title=(first.title or first.body)[:200] or source.rule, severity=source.severity,
+            category=source.category, department=source.department, state="open", started_at=to_db(seen),
+            opened_at=to_db(now), last_post_at=max(p.fetched_at for p in posts), terms=list(source.terms),
+            first_post_url=first.url, post_count=len(posts),
+        )
+        session.add(new)
+        session.flush()
+        for row, post in chosen:
+            session.delete(row)
+            session.add(IncidentPost(incident_id=new.id, post_id=post.id, added_at=to_db(now)))
+        source.post_count -= len(posts)
+        self._recompute_first(session, source, [p for r, p in links if (r, p) not in chosen], now, actor)
+        for plan in self.planner.plan(new, new.severity, seen):
+            session.add(Clock(incident_id=new.id, name=plan.name, started_at=to_db(plan.started_at), due_at=to_db(plan.due_at)))
+        session.flush()
+        session.refresh(new, ["clocks"])
+        event(session, source, now, actor, "split_out", into=new.id, posts=[p.id for p in posts])
+        event(session, new, now, actor, "split_from", source=source.id, posts=[p.id for p in posts])
+        changed(new, now)
+        return new
+
+    def _recompute_first(self, session: Session, incident: Incident, remaining: list[Post], now: datetime, actor: str) -> None:
+        """After posts leave: the title, link and start come from the first post that stayed;
+        clocks not yet answered count from it."""
+        first = min(remaining, key=lambda p: (clock_start(from_db(p.published_at), from_db(p.fetched_at)), p.id))
+        incident.title = (first.title or first.body)[:200] or incident.rule
+        incident.first_post_url = first.url
+        incident.last_post_at = max(to_db(clock_start(from_db(p.published_at), from_db(p.fetched_at))) for p in remaining)
+        start = clock_start(from_db(first.published_at), from_db(first.fetched_at))
+        if to_db(start) != incident.started_at:
+            self.planner.move_start(session, incident, start, now, first, actor)
+        changed(incident, now)

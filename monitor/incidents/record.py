@@ -1,0 +1,90 @@
+"""Writes every part of the incident service shares: the timeline (every change is an Event
+row with actor and time: the audit trail), clocks planned and moved, posts linked."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from monitor.clock import from_db, to_db
+from monitor.config import MainConfig
+from monitor.incidents.clocks import plan_clocks
+from monitor.incidents.workdays import WorkCalendar
+from monitor.store.models import Event, Incident, IncidentPost, Notification, Outbox, Post
+
+SYSTEM = "system"
+RESHAPING = ("merged", "split_out")  # officer actions that move posts between incidents
+ACTIONS_SEEN = "monitor.actions_seen"  # session.info key: officers' merges and splits looked for
+
+
+class ActionError(Exception):
+    """An officer action that cannot be done; the message says why, in Chinese."""
+
+
+def event(session: Session, incident: Incident, now: datetime, actor: str, kind: str, **data) -> None:
+    session.add(Event(incident_id=incident.id, at=to_db(now), actor=actor, kind=kind, data=data))
+    if kind in RESHAPING:
+        session.info.pop(ACTIONS_SEEN, None)  # the next post in this transaction looks again
+
+
+def changed(incident: Incident, now: datetime) -> None:
+    """After a change (opened, met, regraded, closed): let the next tick look at it now;
+    steps already due, such as those of an old first post, are then fired there."""
+    incident.next_step_at = to_db(now)
+
+
+def link(session: Session, incident: Incident, post: Post, now: datetime) -> bool:
+    """Put a post into an incident once; False if it is there already."""
+    if session.get(IncidentPost, (incident.id, post.id)) is not None:
+        return False
+    session.add(IncidentPost(incident_id=incident.id, post_id=post.id, added_at=to_db(now)))
+    session.flush()
+    return True
+
+
+def drop_held_steps(session: Session, incident_id: int, clock: str | None = None) -> None:
+    """Reminders and escalations waiting for the hourly digest: once answered or closed, not sent."""
+    held = select(Notification.id).where(
+        Notification.incident_id == incident_id, Notification.kind != "opened", Notification.held_until.is_not(None),
+        *([Notification.clock == clock] if clock else []),
+    )
+    session.execute(
+        update(Outbox).where(Outbox.notification_id.in_(held), Outbox.state == "pending").values(state="dropped")
+        .execution_options(synchronize_session=False)
+    )
+
+
+def round_of(name: str) -> tuple[str, int]:
+    """("权威回应", 2) for "权威回应（第2轮）": a clock started again for a new wave of posts."""
+    if name.endswith("轮）") and "（第" in name:
+        base, _, number = name[:-2].rpartition("（第")
+        if number.isdigit():
+            return base, int(number)
+    return name, 1
+
+
+class Planner:
+    """The clocks an incident of a severity has, from a start (configuration and calendar)."""
+
+    def __init__(self, cfg: MainConfig):
+        self.cfg = cfg
+        self.calendar = WorkCalendar(cfg.calendar.holidays, cfg.calendar.workdays)
+
+    def plan(self, incident: Incident, severity: str, start: datetime):
+        return plan_clocks(severity, self.cfg.clock, start, incident.rule, incident.category, self.calendar)
+
+    def move_start(self, session: Session, incident: Incident, start: datetime, now: datetime, post: Post | None,
+                   actor: str = SYSTEM) -> None:
+        """The incident now starts at `start` (a post found later but published earlier, or its
+        first post split out): clocks not yet answered count from there."""
+        before = from_db(incident.started_at)
+        incident.started_at = to_db(start)
+        plans = {p.name: p for p in self.plan(incident, incident.severity, start)}
+        for clock in incident.clocks:
+            if clock.active and clock.met_at is None and clock.name in plans:
+                clock.started_at, clock.due_at = to_db(start), to_db(plans[clock.name].due_at)
+        event(session, incident, now, actor, "start_moved", post=post.id if post is not None else None,
+              before=before.isoformat(), after=start.isoformat())
+        changed(incident, now)
