@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip as gzip_mod
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -326,3 +328,99 @@ def smtp():
     controller.start()
     yield box, port
     controller.stop()
+
+
+class PaceTime:
+    """Monotonic time and sleep for politeness (`HostGate`): a sleep moves time on at once, and
+    each request start is recorded with the time and how many were under way, so spacing is
+    asserted exactly instead of timed."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.now = 1000.0
+        self.slept: list[float] = []
+        self.starts: list[float] = []
+        self.peak = self._active = 0
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+            self.slept.append(seconds)
+
+    def gate(self, http):
+        """A HostGate on this time whose slots record their starts."""
+        from contextlib import contextmanager
+
+        from monitor.sources.polite import HostGate
+
+        gate = HostGate(http, monotonic=self.monotonic, sleep=self.sleep)
+        slot = gate.slot
+
+        @contextmanager
+        def recorded(host):
+            with slot(host):
+                with self._lock:
+                    self.starts.append(self.now)
+                    self._active += 1
+                    self.peak = max(self.peak, self._active)
+                try:
+                    yield
+                finally:
+                    with self._lock:
+                        self._active -= 1
+
+        gate.slot = recorded
+        return gate
+
+
+# ---- daemons and replay input -----------------------------------------------------------
+
+def wait_for(condition, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def spawn(cfg: Path, env_extra=None) -> subprocess.Popen:
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+
+
+def scalar(db: Path, query: str):
+    """A value from the daemon's database; None while it is still being created."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_engine(f"sqlite:///{db}")
+    try:
+        with engine.connect() as c:
+            return c.execute(text(query)).scalar()
+    except OperationalError:
+        return None
+    finally:
+        engine.dispose()
+
+
+# Replay input: two posts about one explosion and one that matches nothing.
+POSTS = [
+    {"source": "weibo", "id": "p1", "url": "https://weibo.example/p1", "title": "化工厂爆炸", "body": "开发区化工厂发生爆炸，浓烟滚滚", "author": "网友甲", "published_at": "2026-11-20T08:00:00+08:00"},
+    {"source": "weibo", "id": "p2", "url": "https://weibo.example/p2", "title": "", "body": "爆燃现场周边已疏散", "author": "网友乙", "published_at": "2026-11-20T08:30:00+08:00"},
+    {"source": "12345", "id": "q1", "url": "https://12345.example/q1", "title": "南京市长江大桥堵车", "body": "早高峰", "author": "市民", "published_at": "2026-11-20T09:00:00+08:00"},
+]
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path

@@ -17,7 +17,7 @@ from monitor.sources.http import make_client
 from monitor.sources.poll import Poller
 from monitor.store.models import Clock, Event, Notification, Post, Source
 
-from .conftest import Route, shared, write_config
+from .conftest import PaceTime, Route, shared, write_config
 
 NOW = parse_iso("2021-03-03T09:00:00+08:00")
 WORDS = """
@@ -236,27 +236,30 @@ def test_one_host_gets_requests_spaced_and_no_more_at_once(world, server):
     for i in range(4):
         server.routes[f"/f{i}"] = Route(f"<ul><li><a href='/x{i}'>帖{i}</a></li></ul>".encode(), delay=0.05)
     cfg, app = world()
-    poller = poller_for(app, HttpConfig(host_delay="0.3s", host_concurrency=1))
+    http, pace = HttpConfig(host_delay="0.3s", host_concurrency=1), PaceTime()
+    poller = Poller(app.sessions, make_client(http), http, app.clock, gate=pace.gate(http))
     sources = [SourceConfig(name=f"s{i}", type="html", url=server.url(f"/f{i}"), items="li",
                             fields={"url": "a::attr(href)", "title": "a::text"}) for i in range(4)]
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(poller.poll, sources))
-    times = sorted(r["at"] for r in server.requests)
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    assert len(times) == 4 and min(gaps) >= 0.29, gaps
+    assert len(server.requests) == 4 and pace.peak == 1  # one at a time
+    gaps = [b - a for a, b in zip(pace.starts, pace.starts[1:])]
+    assert gaps == pytest.approx([0.3, 0.3, 0.3]), gaps  # each start 0.3 s after the one before
 
 
 def test_retry_after_pauses_the_host(world, server):
     server.routes["/busy"] = Route(b"slow down", status=429, headers={"Retry-After": "1"})
     server.routes["/other"] = Route("<ul><li><a href='/y'>帖</a></li></ul>".encode())
     cfg, app = world()
-    poller = poller_for(app)
+    http, pace = HttpConfig(host_delay="0s"), PaceTime()
+    poller = Poller(app.sessions, make_client(http), http, app.clock, gate=pace.gate(http))
     busy = SourceConfig(name="busy", type="html", url=server.url("/busy"), items="li", fields={"url": "a::attr(href)", "title": "a::text"})
     other = SourceConfig(name="other", type="html", url=server.url("/other"), items="li", fields={"url": "a::attr(href)", "title": "a::text"})
     assert poller.poll(busy).status == "throttled"  # asked again later: not a failure
     poller.poll(other)
-    first, second = server.requests[0]["at"], server.requests[1]["at"]
-    assert second - first >= 0.95  # the same host: nobody asks before Retry-After
+    first, second = pace.starts
+    assert second - first == pytest.approx(1.0)  # the same host: nobody asks before Retry-After
+    assert [r["path"] for r in server.requests] == ["/busy", "/other"]
     with app.sessions() as s:
         row = s.scalars(select(Source).where(Source.name == "busy")).one()
     assert "429" in row.last_error and row.consecutive_failures == 0

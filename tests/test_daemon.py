@@ -5,51 +5,16 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from datetime import timedelta
-from pathlib import Path
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from monitor import config as config_mod
 from monitor.clock import FakeClock, SystemClock
 from monitor.daemon import Daemon
 from monitor.store.models import Notification
 
-from .conftest import Route, rss, utc, write_config
-
-
-def wait_for(condition, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def spawn(cfg: Path, env_extra=None) -> subprocess.Popen:
-    env = dict(os.environ, **(env_extra or {}))
-    return subprocess.Popen(
-        [sys.executable, "-m", "monitor", "run", "--config", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-
-
-def scalar(db: Path, query: str):
-    """A value from the daemon's database; None while it is still being created."""
-    from sqlalchemy.exc import OperationalError
-
-    engine = create_engine(f"sqlite:///{db}")
-    try:
-        with engine.connect() as c:
-            return c.execute(text(query)).scalar()
-    except OperationalError:
-        return None
-    finally:
-        engine.dispose()
+from .conftest import Route, rss, scalar, spawn, utc, wait_for, write_config
 
 
 def feed_items(n, start=0, minutes_ago=10):
@@ -148,7 +113,9 @@ def test_steps_missed_while_down_are_caught_up_once(tmp_path, server, receiver):
     third = Daemon(cfg, clock)
     third.start()
     try:
-        time.sleep(1.5)  # a few ticks and deliveries: nothing new may go out
+        for _ in range(2):  # two whole ticks and delivery rounds after its own start-up: nothing new goes out
+            third.tick_job()
+            third.deliver_job()
     finally:
         third.stop()
     assert len(receiver.titles()) == 2

@@ -12,8 +12,7 @@ from monitor.clock import FakeClock
 from monitor.config import load
 from monitor.store.models import DeliveryAttempt, Notification, Outbox
 
-from .conftest import Route, Server, rss, utc, write_config
-from .test_daemon import scalar, spawn, wait_for
+from .conftest import Route, Server, rss, scalar, spawn, utc, wait_for, write_config
 
 T0 = utc(2026, 11, 23, 2, 0)
 
@@ -204,6 +203,7 @@ def test_sigkill_between_decided_and_delivered_delivers_once(tmp_path, server, r
     server.routes["/f"] = Route(rss([{"id": "a", "title": "化工厂爆炸", "published": now}]))
     cfg = write_config(tmp_path / "cfg", receiver_url=receiver.url("/hook"), sources=[("f", server.url("/f"))],
                        extra='[alerts]\nretry_base = "1s"\nretry_max = "2s"\n')
+    cfg.write_text(cfg.read_text().replace('interval = "1m"', 'interval = "1s"'))
     db = tmp_path / "cfg" / "monitor.db"
     receiver.fail_posts = 10_000
     proc = spawn(cfg)
@@ -217,14 +217,16 @@ def test_sigkill_between_decided_and_delivered_delivers_once(tmp_path, server, r
         proc = spawn(cfg)
         wait_for(lambda: receiver.titles() == ["【重大】新舆情事件 #1：危化品爆炸"], what="delivery after restart")
         wait_for(lambda: scalar(db, "select count(*) from outbox where state != 'sent'") == 0, what="sent recorded")
-        import time
-
-        time.sleep(1.5)  # a few more delivery rounds: nothing may go out again
+        # A later alert through the same delivery: once it has arrived, the rounds after the
+        # first delivery have run, and nothing went out again.
+        server.routes["/f"] = Route(rss([{"id": "a", "title": "化工厂爆炸", "published": now},
+                                         {"id": "b", "title": "城东河道发黑发臭", "published": now}]))
+        wait_for(lambda: len(receiver.titles()) >= 2, what="the later alert")
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
     finally:
         proc.kill()
-    assert receiver.titles() == ["【重大】新舆情事件 #1：危化品爆炸"]
+    assert receiver.titles() == ["【重大】新舆情事件 #1：危化品爆炸", "【一般】新舆情事件 #2：黑臭水体"]
 
 
 def test_templates_from_config_are_used_and_errors_are_located(tmp_path, receiver):

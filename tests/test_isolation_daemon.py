@@ -17,9 +17,8 @@ from sqlalchemy import create_engine, text
 from monitor.clock import SystemClock
 from monitor.matching.matcher import Matcher, RuleSpec
 
-from .conftest import Route, rss, write_config
+from .conftest import Route, rss, spawn, wait_for, write_config
 from .hostile import DripServer, FullDisk, LockedDatabase, SilentServer, loopback
-from .test_daemon import spawn, wait_for
 
 
 def rows(db: Path, query: str):

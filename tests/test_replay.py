@@ -8,19 +8,7 @@ import pytest
 from monitor.cli import main
 from monitor.clock import parse_iso
 
-from .conftest import shared, write_config
-
-POSTS = [
-    {"source": "weibo", "id": "p1", "url": "https://weibo.example/p1", "title": "化工厂爆炸", "body": "开发区化工厂发生爆炸，浓烟滚滚", "author": "网友甲", "published_at": "2026-11-20T08:00:00+08:00"},
-    {"source": "weibo", "id": "p2", "url": "https://weibo.example/p2", "title": "", "body": "爆燃现场周边已疏散", "author": "网友乙", "published_at": "2026-11-20T08:30:00+08:00"},
-    {"source": "12345", "id": "q1", "url": "https://12345.example/q1", "title": "南京市长江大桥堵车", "body": "早高峰", "author": "市民", "published_at": "2026-11-20T09:00:00+08:00"},
-]
-
-
-def write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    return path
-
+from .conftest import POSTS, shared, write_config, write_jsonl
 
 @pytest.fixture
 def files(tmp_path):

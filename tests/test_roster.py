@@ -11,8 +11,7 @@ from monitor.clock import parse_iso
 from monitor.config import MainConfig
 from monitor.incidents.escalation import ClockState, IncidentState, Policy, collapse, due_steps, next_step_at, quiet_end
 
-from .conftest import write_config
-from .test_replay import write_jsonl
+from .conftest import write_config, write_jsonl
 
 ROSTER = """
 [[person]]

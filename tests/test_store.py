@@ -15,8 +15,7 @@ from monitor.cli import main
 from monitor.store import db
 from monitor.store.models import Base
 
-from .conftest import write_config
-from .test_replay import POSTS, write_jsonl
+from .conftest import POSTS, write_config, write_jsonl
 
 PG_ENV = "MONITOR_TEST_POSTGRES_URL"
 HEAD = sorted(p.name for p in (Path(db.__file__).parent / "migrations" / "versions").glob("0*.py"))[-1][:4]

@@ -9,8 +9,7 @@ from monitor.config import ClockRule
 from monitor.incidents.clocks import plan_clocks
 from monitor.incidents.workdays import WorkCalendar
 
-from .conftest import write_config
-from .test_replay import write_jsonl
+from .conftest import write_config, write_jsonl
 
 
 def test_across_national_day_2026():
