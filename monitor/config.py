@@ -421,10 +421,10 @@ class ReportConfig(_Model):
     @field_validator("cron")
     @classmethod
     def _cron(cls, v: str) -> str:
-        from monitor.cron import crontab_trigger
+        from monitor.cron import check
 
         try:
-            crontab_trigger(v, "Asia/Shanghai")
+            check(v)
         except ValueError as e:
             raise ValueError(f"无法识别的 cron 表达式 {v!r}（应为 分 时 日 月 周，如 \"0 9 * * 1\"）：{e}") from None
         return v

@@ -1,56 +1,33 @@
-"""Standard crontab expressions for APScheduler 3.
+"""Standard crontab(5) expressions, read by croniter.
 
 APScheduler 3's CronTrigger.from_crontab reads the weekday field Monday-first (0 = Monday),
-unlike crontab(5), where 0 and 7 are Sunday and 1 is Monday: "0 9 * * 1" would run on
-Tuesdays (agronholm/apscheduler#286, fixed only in 4.x). We expand the weekday field to
-day names, which both agree on.
+unlike crontab(5), where 0 and 7 are Sunday (agronholm/apscheduler#286, fixed only in 4.x),
+and it ANDs a restricted day of month with a restricted weekday, where cron ORs them.
+croniter (pallets-eco) implements crontab(5) as written and answers the one question the
+report schedule asks, the latest scheduled time, directly instead of by stepping forward.
 """
 
 from __future__ import annotations
 
-from apscheduler.triggers.cron import CronTrigger
+from datetime import datetime, timedelta
 
-_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+from croniter import croniter
 
-
-def _weekday(value: str) -> int:
-    v = value.strip().lower()
-    if v[:3] in _NAMES:
-        return _NAMES.index(v[:3])
-    n = int(v)
-    if not 0 <= n <= 7:
-        raise ValueError(f"星期取值 {value!r} 超出 0–7")
-    return n % 7
+from monitor.clock import SHANGHAI
 
 
-def _weekdays(field: str) -> str:
-    if field in ("*", "?"):
-        return "*"
-    days: set[int] = set()
-    for part in field.split(","):
-        base, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
-        if step < 1:
-            raise ValueError(f"步长 {step_text!r} 无效")
-        if base in ("*", ""):
-            first, last = 0, 6
-        elif "-" in base:
-            a, b = base.split("-", 1)
-            first, last = _weekday(a), _weekday(b)
-            if b.strip() == "7":
-                last = 7  # "5-7" is Friday to Sunday
-        else:
-            first = last = _weekday(base)
-            if step_text:
-                last = 6
-        span = range(first, last + 1) if last >= first else [*range(first, 7), *range(0, last + 1)]
-        days.update(d % 7 for d in list(span)[::step])
-    return ",".join(_NAMES[d] for d in sorted(days))
-
-
-def crontab_trigger(expr: str, timezone) -> CronTrigger:
+def check(expr: str) -> None:
+    """ValueError, in Chinese, unless expr is a five-field crontab expression."""
     fields = expr.split()
     if len(fields) != 5:
         raise ValueError(f"应为 5 个字段（分 时 日 月 周），实际 {len(fields)} 个")
-    minute, hour, day, month, weekday = fields
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_weekdays(weekday), timezone=timezone)
+    try:
+        croniter(expr, datetime(2026, 1, 1, tzinfo=SHANGHAI))
+    except (ValueError, KeyError):
+        raise ValueError("有字段超出范围或无法识别（分 0–59，时 0–23，日 1–31，月 1–12 或 jan–dec，周 0–7 或 sun–sat）") from None
+
+
+def latest_fire(expr: str, now: datetime, since: datetime) -> datetime | None:
+    """The latest time in (since, now] that expr names, read in Beijing time; or None."""
+    last = croniter(expr, (now + timedelta(seconds=1)).astimezone(SHANGHAI)).get_prev(datetime)
+    return last if last > since else None

@@ -73,3 +73,18 @@ def test_sz_gov_cdata_and_br_become_text():
     assert posts[0].title.startswith("深圳市中小企业服务局")
     assert all("<br" not in p.body for p in posts)
     assert posts[0].published_at.utcoffset().total_seconds() == 0
+
+
+def test_hostile_markup_costs_one_pass():
+    # 8,000 unclosed <script> took 4 s by regular expression, and doubling the length
+    # quadrupled it; a 1 MB item of them beside a normal one is now one pass of lxml's parser.
+    hostile = "<script>" * 130_000
+    feed = (f"<rss version='2.0'><channel><title>t</title>"
+            f"<item><guid>1</guid><title>坏条目</title><description><![CDATA[{hostile}]]></description></item>"
+            f"<item><guid>2</guid><title>城东河道发黑发臭</title><description><![CDATA[<p>居民反映</p><p>已<b>三天</b></p>]]></description></item>"
+            f"</channel></rss>").encode()
+    bad, good = parse_feed(feed, "application/rss+xml")
+    assert bad.title == "坏条目" and bad.body == ""
+    assert good.body == "居民反映\n已三天"
+    assert html_to_text("<p>a<p>b<br>c<style>x{}</style>d</p>") == "a\nb\ncd"
+    assert html_to_text("《关于印发&lt;目录指引&gt;的通知》&amp;") == "《关于印发<目录指引>的通知》&"

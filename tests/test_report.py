@@ -17,8 +17,7 @@ from monitor.reports.weekly import make_report
 from monitor.store import db
 from monitor.store.models import ReportRun
 
-from .conftest import write_config
-from .test_replay import write_jsonl
+from .conftest import write_config, write_jsonl
 
 FORMULA = "=cmd|' /C calc'!A0 化工厂爆炸"
 SCRIPT = "<script>alert(1)</script>河道黑臭"
@@ -215,9 +214,17 @@ def test_cjk_font_is_found_where_one_is_installed():
     ("0 9 * * 5-7", "sun,fri,sat"), ("0 9 * * */2", "sun,tue,thu,sat"), ("0 9 * * mon,wed", "mon,wed"), ("0 9 * * *", "*"),
 ])
 def test_crontab_weekdays_follow_crontab5(expr, weekdays):
-    from monitor.cron import _weekdays
+    """The days of a fortnight on which the expression fires (Beijing time), as crontab(5) reads them."""
+    names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    monday = parse_iso("2026-11-16T12:00:00+08:00")
+    fired = {names[d % 7] for d in range(14) if last_fire_at(expr, monday + timedelta(days=d), monday + timedelta(days=d - 1)) is not None}
+    assert fired == (set(names) if weekdays == "*" else set(weekdays.split(",")))
 
-    assert _weekdays(expr.split()[4]) == weekdays
+
+def test_crontab_day_of_month_or_weekday_as_cron_reads_it():
+    # crontab(5): with both restricted, either matches (the 1st of the month, or any Monday).
+    assert last_fire_at("0 9 1 * 1", parse_iso("2026-12-01T10:00:00+08:00"), parse_iso("2026-11-30T10:00:00+08:00")) is not None  # a Tuesday the 1st
+    assert last_fire_at("0 9 1 * 1", parse_iso("2026-11-30T10:00:00+08:00"), parse_iso("2026-11-29T10:00:00+08:00")) is not None  # a Monday
 
 
 def test_cron_fire_times():

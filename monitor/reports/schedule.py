@@ -20,7 +20,7 @@ from monitor import secrets
 from monitor.alerts.channels import Channels
 from monitor.clock import SHANGHAI, Clock, backoff, from_db, show, to_db
 from monitor.config import Config
-from monitor.cron import crontab_trigger
+from monitor.cron import latest_fire
 from monitor.reports.period import iso_week, last_complete_week
 from monitor.reports.weekly import make_report
 from monitor.store.models import ReportRun
@@ -30,13 +30,7 @@ log = logging.getLogger(__name__)
 
 def last_fire_at(cron: str, now: datetime, since: datetime) -> datetime | None:
     """The latest scheduled time in (since, now], or None."""
-    trigger = crontab_trigger(cron, SHANGHAI)
-    last = None
-    t = trigger.get_next_fire_time(None, since + timedelta(seconds=1))
-    while t is not None and t <= now:
-        last = t
-        t = trigger.get_next_fire_time(t, t + timedelta(seconds=1))
-    return last
+    return latest_fire(cron, now, since)
 
 
 class Reporter:

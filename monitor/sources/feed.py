@@ -8,12 +8,12 @@ relative-URI resolution off: they double its time, and we extract plain text any
 from __future__ import annotations
 
 import hashlib
-import html
 import re
 from calendar import timegm
 from datetime import datetime, timezone
 
 import feedparser
+import lxml.html
 
 from monitor.sources import RawPost
 from monitor.sources.decode import decode
@@ -56,20 +56,22 @@ def to_utf8(body: bytes, content_type: str | None = None) -> bytes:
     return data
 
 
-_DROP = re.compile(r"<(script|style)\b.*?</\1\s*>", re.S | re.I)
-_BREAK = re.compile(r"<(?:br|/p|/div|/li|/h[1-6]|/tr)\b[^>]*>", re.I)
-_TAG = re.compile(r"<[^>]*>")
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
+_BREAK_AFTER = frozenset({"br", "p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr"})
 
 
 def html_to_text(value: str) -> str:
+    """A feed's HTML as lines of text. lxml's HTML parser, not regular expressions: it is
+    linear on hostile markup ("<script>" 8,000 times unclosed took 4 s by regex, and twice the
+    length four times as long), and it already knows entities, comments and broken tags."""
     if "<" not in value and "&" not in value:
         return _SPACES.sub(" ", value).strip()
-    value = _DROP.sub(" ", value)
-    value = _BREAK.sub("\n", value)
-    value = _TAG.sub("", value)
-    value = html.unescape(value)
-    value = _SPACES.sub(" ", value)
+    root = lxml.html.fragment_fromstring(value, create_parent="div")
+    for element in list(root.iter("script", "style")):
+        element.drop_tree()
+    for element in root.iter(*_BREAK_AFTER):
+        element.tail = "\n" + (element.tail or "")
+    value = _SPACES.sub(" ", root.text_content())
     return "\n".join(line.strip() for line in value.split("\n") if line.strip())
 
 
