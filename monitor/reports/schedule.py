@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import secrets
 from monitor.alerts.channels import Channels
-from monitor.clock import SHANGHAI, Clock, backoff, from_db, show, to_db
+from monitor.clock import Clock, backoff, from_db, show, to_db
 from monitor.config import Config
 from monitor.cron import latest_fire
 from monitor.reports.period import iso_week, last_complete_week
