@@ -1,4 +1,6 @@
-"""`monitor rules test | check | dry-run`: for the people who maintain watchword lists."""
+"""`monitor rules test | check | dry-run`: for the people who maintain watchword lists.
+
+The matcher (jieba and all) is imported by the commands that use it, not by `monitor --help`."""
 
 from __future__ import annotations
 
@@ -6,13 +8,24 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from sqlalchemy import select
-
-from monitor.app import rule_specs
+from monitor.cli.common import command, group
 from monitor.clock import SystemClock, parse_duration, show, to_db
 from monitor.config import ConfigError, expand_rule_paths, load, load_rules
-from monitor.matching.matcher import Matcher
-from monitor.matching.normalize import normalize
+
+def register(sub) -> None:
+    rl = group(sub, "rules", "关键词规则：试匹配、校验、对历史帖文试运行", "rules_command")
+    q = command(rl, "test", "显示一段文字的分词结果和每条规则的判断及理由", test)
+    q.add_argument("text", help="正文")
+    q.add_argument("--title", default="", help="标题（可选）")
+    q.add_argument("--rules", help="规则文件或目录（默认取配置）")
+    q = command(rl, "check", "校验规则文件（指出文件和行号），并提示 jieba 仍会切开的词", check, database=True)
+    q.add_argument("--rules", help="规则文件或目录（默认取配置）")
+    q.add_argument("--sample", help="样本文件（每行一段文字，或每行一个含 title/body 的 JSON）：检查关键词在真实语境中是否被切开")
+    q.add_argument("--since", help="同时用最近这段时间入库的帖文检查，如 7d")
+    q = command(rl, "dry-run", "用新规则重跑已入库的帖文，与现行规则的匹配结果逐条对比", dry_run, database=True)
+    q.add_argument("--since", default="7d", help="最近多长时间的帖文（默认 7d）")
+    q.add_argument("--rules", help="新规则文件或目录（默认取配置中的文件，即编辑后的当前内容）")
+
 
 FIELD_NAMES = {"title": "标题", "body": "正文"}
 
@@ -26,6 +39,9 @@ def _rules(args):
 
 
 def test(args) -> int:
+    from monitor.app import rule_specs
+    from monitor.matching.matcher import Matcher
+
     _paths, rules = _rules(args)
     matcher = Matcher(rule_specs(rules))
     for name, text in (("标题", args.title), ("正文", args.text)):
@@ -49,6 +65,10 @@ def test(args) -> int:
 
 
 def check(args) -> int:
+    from monitor.app import rule_specs
+    from monitor.matching.matcher import Matcher
+    from monitor.matching.normalize import normalize
+
     try:
         paths, rules = _rules(args)
     except ConfigError as e:
@@ -146,7 +166,7 @@ def _store(args, cfg):
     return engine, db.session_factory(engine)
 
 
-def _cut_in_context(matcher: Matcher, rules, texts) -> list[str]:
+def _cut_in_context(matcher, rules, texts) -> list[str]:
     """Terms that occur in real text but that jieba cuts across there (群租 in 群租房): under
     the word boundary those occurrences never count."""
     seen: dict[tuple[str, str], list[int]] = {}
@@ -170,6 +190,11 @@ def _cut_in_context(matcher: Matcher, rules, texts) -> list[str]:
 
 
 def dry_run(args) -> int:
+    from sqlalchemy import select
+
+    from monitor.app import rule_specs
+    from monitor.matching.matcher import Matcher
+
     from monitor.store.models import Match, Post
 
     cfg = load(args.config)
