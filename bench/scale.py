@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import insert  # noqa: E402
 
 from monitor.app import build  # noqa: E402
-from monitor.clock import FakeClock, to_db  # noqa: E402
+from monitor.clock import FakeClock  # noqa: E402
 from monitor.config import load  # noqa: E402
 from monitor.sources import RawPost  # noqa: E402
 from monitor.store.models import Clock, Incident, IncidentPost, Post, Source  # noqa: E402
@@ -66,11 +66,11 @@ def main() -> None:
             opened = now - timedelta(minutes=rng.randint(1, 60 * 24 * 2))
             rule = rng.choice(RULES)
             incidents.append({"id": i + 1, "rule": rule, "title": f"事件{i}", "severity": "一般", "category": "", "department": "",
-                              "state": "open", "started_at": to_db(opened), "opened_at": to_db(opened), "last_post_at": to_db(opened),
+                              "state": "open", "started_at": opened, "opened_at": opened, "last_post_at": opened,
                               "terms": [], "post_count": 1,
                               # most incidents have their next step in the future; a few are due now
-                              "next_step_at": to_db(now + timedelta(minutes=rng.randint(-1 if i % 2000 == 0 else 1, 600)))})
-            clocks.append({"incident_id": i + 1, "name": "权威回应", "started_at": to_db(opened), "due_at": to_db(opened + timedelta(hours=48)), "active": True})
+                              "next_step_at": (now + timedelta(minutes=rng.randint(-1 if i % 2000 == 0 else 1, 600)))})
+            clocks.append({"incident_id": i + 1, "name": "权威回应", "started_at": opened, "due_at": (opened + timedelta(hours=48)), "active": True})
         with app.engine.begin() as conn:
             for table, rows in ((Incident, incidents), (Clock, clocks)):
                 for k in range(0, len(rows), 20_000):

@@ -46,14 +46,6 @@ def as_utc(dt: datetime) -> datetime:
     return dt.astimezone(timezone.utc)
 
 
-def to_db(dt: datetime | None) -> datetime | None:
-    return None if dt is None else as_utc(dt).replace(tzinfo=None)
-
-
-def from_db(dt: datetime | None) -> datetime | None:
-    return None if dt is None else dt.replace(tzinfo=timezone.utc)
-
-
 def parse_iso(text: str) -> datetime:
     """ISO 8601 with offset; a value without one is read as Asia/Shanghai time."""
     dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))

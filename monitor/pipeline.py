@@ -13,7 +13,7 @@ import threading
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.clock import Clock, to_db
+from monitor.clock import Clock
 from monitor.incidents.service import Incidents
 from monitor.matching.matcher import Matcher
 from monitor.store.models import Match as MatchRow
@@ -107,7 +107,7 @@ class Pipeline:
             post.process_attempts = (post.process_attempts or 0) + 1
             reason = f"{type(error).__name__}: {error}"[:2000]
             if post.process_attempts >= self.max_attempts:
-                post.processed_at = to_db(self.clock.now())
+                post.processed_at = self.clock.now()
                 post.process_error = reason
                 log.error("帖文 %d 处理 %d 次均失败，已搁置（monitor posts failed 查看，monitor posts retry %d 重试）：%s",
                           post_id, post.process_attempts, post_id, reason, exc_info=error)
@@ -137,7 +137,7 @@ class Pipeline:
         if matches:
             session.execute(insert(MatchRow), matches)
         session.execute(
-            update(Post).where(Post.id.in_(list(done_ids))).values(processed_at=to_db(now)),
+            update(Post).where(Post.id.in_(list(done_ids))).values(processed_at=now),
             execution_options={"synchronize_session": False},
         )
 
@@ -155,7 +155,7 @@ class Pipeline:
             for post in posts:
                 for incident_id in session.scalars(select(IncidentPost.incident_id).where(IncidentPost.post_id == post.id)):
                     self.incidents.reply_seen(session, incident_id, post, now)
-                post.reply_recorded_at = to_db(now)
+                post.reply_recorded_at = now
             return len(posts)
 
     def tick(self) -> int:

@@ -19,7 +19,7 @@ from monitor.alerts.handoff import send_handoffs
 from monitor.alerts.outbox import deliver_due
 from monitor.alerts.roster import next_shift_start
 from monitor.app import build
-from monitor.clock import FakeClock, from_db, iso_local, parse_iso
+from monitor.clock import FakeClock, iso_local, parse_iso
 from monitor.config import Config
 from monitor.incidents.service import ActionError
 from monitor.sources import RawPost
@@ -168,7 +168,7 @@ def _run(app, clock: FakeClock, posts, actions, end: datetime) -> list[str]:
         with app.sessions() as session:
             step_at = session.scalar(select(func.min(Incident.next_step_at)))
         if step_at is not None:
-            candidates.append(from_db(step_at))
+            candidates.append(step_at)
         shift_at = next_shift_start(app.cfg.main, clock.now(), app.cfg.main.tier[0].name) if app.cfg.main.shift else None
         if shift_at is not None:
             candidates.append(shift_at)
@@ -254,7 +254,7 @@ def _result(app, cfg: Config) -> dict:
                 .order_by(Post.published_at, Post.id)
             ).all()
             regrades = [
-                {"at": iso_local(from_db(e.at)), "from": e.data.get("before"), "to": e.data.get("after"),
+                {"at": iso_local(e.at), "from": e.data.get("before"), "to": e.data.get("after"),
                  "clocks": [{"name": c["name"], "due_at": iso_local(parse_iso(c["due_at"])),
                              "met_at": iso_local(parse_iso(c["met_at"])) if c.get("met_at") else None}
                             for c in e.data.get("clocks", []) if isinstance(c, dict)]}
@@ -273,12 +273,12 @@ def _result(app, cfg: Config) -> dict:
                     # event mode: another story of this incident's event (its alerts went in digests)
                     **({"related_to": incident.related_to} if incident.related_to else {}),
                     "posts": list(post_ids),
-                    "opened_at": iso_local(from_db(incident.opened_at)),
+                    "opened_at": iso_local(incident.opened_at),
                     "clocks": [
                         {
                             "name": c.name,
-                            "due_at": iso_local(from_db(c.due_at)),
-                            "met_at": iso_local(from_db(c.met_at)) if c.met_at else None,
+                            "due_at": iso_local(c.due_at),
+                            "met_at": iso_local(c.met_at) if c.met_at else None,
                         }
                         for c in clocks
                     ],
@@ -287,7 +287,7 @@ def _result(app, cfg: Config) -> dict:
                             "key": s.key,
                             "kind": s.kind,
                             "tier": tier_names[s.tier],
-                            "at": iso_local(from_db(s.scheduled_at)),
+                            "at": iso_local(s.scheduled_at),
                             **({"superseded": True} if s.disposition == "superseded" else {}),
                         }
                         for s in steps
@@ -303,9 +303,9 @@ def _result(app, cfg: Config) -> dict:
                 }
             )
         alerts = [
-            {"at": iso_local(from_db(n.fired_at)), "tags": list(n.tags), "title": n.title, "body": n.body,
+            {"at": iso_local(n.fired_at), "tags": list(n.tags), "title": n.title, "body": n.body,
              # over the alert budget: delivered at this time, inside a 新舆情事件汇总 digest
-             **({"digest_at": iso_local(from_db(n.held_until))} if n.held_until else {})}
+             **({"digest_at": iso_local(n.held_until)} if n.held_until else {})}
             for n in session.scalars(
                 select(Notification)
                 .where(Notification.disposition != "superseded")

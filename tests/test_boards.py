@@ -157,7 +157,7 @@ def test_json_board_with_pages_and_reply_status(world, server):
     first = next(p for p in stored if p.external_id == "9356769")
     assert first.title == "福清党校旁，融创保利工地深夜施工噪音扰民！" and first.reply_status == "待回复" and first.replied is False
     assert first.url == "https://liuyan.people.com.cn/threads/content?tid=9356769"
-    assert first.published_at.isoformat() == "2021-03-02T13:41:26"  # stored UTC
+    assert first.published_at.isoformat() == "2021-03-02T13:41:26+00:00"  # stored UTC
     requested = [r["path"] for r in server.requests]
     assert requested[:6] == [f"/api/threads?page={n}" for n in range(1, 7)]
 

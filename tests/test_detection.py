@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from monitor.alerts.outbox import deliver_due
 from monitor.app import build
-from monitor.clock import FakeClock, from_db
+from monitor.clock import FakeClock
 from monitor.config import load
 from monitor.incidents.cluster import Clusterer, features
 from monitor.sources import RawPost
@@ -91,7 +91,7 @@ def test_reopen_starts_the_answered_clocks_again_for_the_new_wave(tmp_path, rece
     w.clock.set(T0 + 2 * H)
     w.post("b", "城东河道又黑臭了")
     with w.app.sessions() as s:
-        clocks = {c.name: (from_db(c.started_at), from_db(c.due_at), c.met_at) for c in s.scalars(select(Clock))}
+        clocks = {c.name: (c.started_at, c.due_at, c.met_at) for c in s.scalars(select(Clock))}
     assert clocks["权威回应（第2轮）"] == (T0 + 2 * H, T0 + 50 * H, None)
     assert w.kinds() == ["opened", "progress"]
     w.post("c", "城东河道仍然黑臭")  # the new round is open: nothing more to tell
@@ -112,7 +112,7 @@ def test_merge_keeps_the_acknowledgement_and_met_clocks_and_says_where_it_went(t
     kept, merged = w.incidents()
     assert kept.acked_by == "李四" and kept.state == "acknowledged"
     (clock,) = kept.clocks
-    assert clock.evidence == "https://example.gov.cn/a" and from_db(clock.met_at) == T0 + 31 * H
+    assert clock.evidence == "https://example.gov.cn/a" and clock.met_at == T0 + 31 * H
     assert merged.state == "closed" and merged.merged_into == kept.id
     # Nothing escalates any more: the kept incident's clock stands met.
     w.clock.set(T0 + 60 * H)
@@ -203,7 +203,7 @@ def test_repeats_to_the_top_tier_wait_for_the_hourly_digest_and_an_answer_cancel
         w.app.pipeline.tick()
     with w.app.sessions() as s:
         held = {n.key.split(":")[-1]: n.held_until for n in s.scalars(select(Notification).where(Notification.kind == "escalation"))}
-    assert held["overdue-0"] is None and held["overdue-1"] is None and from_db(held["overdue-2"]) == T0 + 10 * H
+    assert held["overdue-0"] is None and held["overdue-1"] is None and held["overdue-2"] == T0 + 10 * H
     deliver_due(w.app.sessions, w.app.channels, w.clock, w.cfg.main.alerts)
     before = len(receiver.posts)
     assert not any("汇总" in p["payload"]["title"] for p in receiver.posts)
@@ -266,7 +266,7 @@ def test_another_story_of_an_open_event_is_its_own_incident_whose_alerts_go_in_t
         assert [(i.id, i.related_to) for i in incidents] == [(1, None), (2, 1), (3, None)]
         held = {n.incident_id: n.held_until for n in s.scalars(select(Notification).where(Notification.kind == "opened"))}
     assert held[1] is None and held[3] is None  # each new event pages at once, 特别重大 as it is
-    assert from_db(held[2]) == T0 + timedelta(minutes=15)  # the next quarter hour
+    assert held[2] == T0 + timedelta(minutes=15)  # the next quarter hour
     deliver_due(app.sessions, app.channels, clock, cfg.main.alerts)
     assert sorted(p["payload"]["title"][:20] for p in receiver.posts) == sorted(["【特别重大】新舆情事件 #1：地震", "【特别重大】新舆情事件 #3：地震"])
     clock.set(T0 + timedelta(minutes=15))

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from monitor.alerts.outbox import deliver_due
 from monitor.app import build
-from monitor.clock import FakeClock, from_db
+from monitor.clock import FakeClock
 from monitor.incidents.service import ActionError
 from monitor.sources import RawPost
 from monitor.store.models import DeliveryAttempt, Event, Incident, Notification, Outbox
@@ -61,7 +61,7 @@ def test_post_opens_incident_with_clocks_and_alert_arrives(world):
     world.post("开发区化工厂发生爆炸", "浓烟滚滚", url="http://news/1")
     [inc] = world.incidents()
     assert (inc.rule, inc.severity, inc.department, inc.state) == ("危化品爆炸", "重大", "应急管理局", "open")
-    assert [(c.name, from_db(c.due_at) - T0) for c in inc.clocks] == [("发布权威信息", 5 * H), ("召开新闻发布会", 24 * H)]
+    assert [(c.name, c.due_at - T0) for c in inc.clocks] == [("发布权威信息", 5 * H), ("召开新闻发布会", 24 * H)]
     assert world.at(timedelta(0)) == 1
     [payload] = [p["payload"] for p in world.receiver.posts]
     assert payload["title"] == "【重大】新舆情事件 #1：危化品爆炸"
@@ -137,7 +137,7 @@ def test_regrade_recomputes_clocks(world):
         world.app.incidents.actions.regrade(s, 1, "重大", "王五", T0 + 6 * H)
     world.at(6 * H)
     [inc] = world.incidents()
-    active = {c.name: from_db(c.due_at) - T0 for c in inc.clocks if c.active}
+    active = {c.name: c.due_at - T0 for c in inc.clocks if c.active}
     assert active == {"发布权威信息": 5 * H, "召开新闻发布会": 24 * H}
     assert inc.severity == "重大"
     # Already overdue at the regrade: tier 1 hears it at once; stale reminders are superseded.
@@ -207,8 +207,8 @@ def test_earlier_post_found_later_moves_the_clocks_back(world):
     world.post("化工厂爆炸", published=T0 + 2 * H)
     world.post("一小时前就有人说化工厂爆燃", published=T0 + H)
     [inc] = world.incidents()
-    assert from_db(inc.started_at) == T0 + H
-    assert {c.name: from_db(c.due_at) - T0 for c in inc.clocks} == {"发布权威信息": 6 * H, "召开新闻发布会": 25 * H}
+    assert inc.started_at == T0 + H
+    assert {c.name: c.due_at - T0 for c in inc.clocks} == {"发布权威信息": 6 * H, "召开新闻发布会": 25 * H}
     with world.app.sessions() as s:
         assert "start_moved" in s.scalars(select(Event.kind)).all()
 
@@ -235,19 +235,19 @@ def test_merge_and_split_are_events_and_move_clocks(world):
         world.app.incidents.actions.merge(s, b.id, a.id, "科长", T0 + 31 * H)
     a, b = world.incidents()
     assert a.state == "closed" and b.post_count == 2
-    assert from_db(b.started_at) == T0  # the clocks count from the earlier report now
-    assert {c.name: from_db(c.due_at) for c in b.clocks} == {"权威回应": T0 + 48 * H}
+    assert b.started_at == T0  # the clocks count from the earlier report now
+    assert {c.name: c.due_at for c in b.clocks} == {"权威回应": T0 + 48 * H}
     with world.session() as s:
         new = world.app.incidents.actions.split(s, b.id, ["p1"], "科长", T0 + 32 * H)
         new_id = new.id
     with world.app.sessions() as s:
         kinds = s.scalars(select(Event.kind).order_by(Event.id)).all()
         moved = s.get(Incident, new_id)
-        assert moved.post_count == 1 and from_db(moved.started_at) == T0
+        assert moved.post_count == 1 and moved.started_at == T0
         kept = s.get(Incident, b.id)
         # The source is recomputed from the post that stayed: title, start and its clock.
-        assert kept.title == "另一条河也黑臭" and from_db(kept.started_at) == T0 + 30 * H
-        assert {c.name: from_db(c.due_at) for c in kept.clocks} == {"权威回应": T0 + 78 * H}
+        assert kept.title == "另一条河也黑臭" and kept.started_at == T0 + 30 * H
+        assert {c.name: c.due_at for c in kept.clocks} == {"权威回应": T0 + 78 * H}
     assert kinds[-5:] == ["merged", "merged_into", "start_moved", "split_out", "split_from"]
     with world.session() as s, pytest.raises(ActionError, match="没有帖文"):
         world.app.incidents.actions.split(s, b.id, ["nope"], "科长", T0 + 33 * H)

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from monitor.clock import FakeClock, from_db
+from monitor.clock import FakeClock
 from monitor.config import HttpConfig, SourceConfig
 from monitor.sources.http import make_client
 from monitor.sources.poll import Poller
@@ -126,7 +126,7 @@ def test_failing_source_backs_off_stores_error_and_does_not_stop_others(server, 
     for _ in range(4):
         assert poller.poll(bad).status == "failed"
         row = source_row(store, "bad")
-        delays.append(from_db(row.next_poll_at) - clock.now())
+        delays.append(row.next_poll_at - clock.now())
         clock.advance(timedelta(minutes=1))
     assert delays == [timedelta(minutes=10), timedelta(minutes=20), timedelta(minutes=40), timedelta(minutes=80)]
     assert row.consecutive_failures == 4 and "订阅源" in row.last_error
@@ -134,7 +134,7 @@ def test_failing_source_backs_off_stores_error_and_does_not_stop_others(server, 
     server.routes["/broken"] = Route(rss(items(1, start=50)))
     assert poller.poll(bad).new_posts == 1
     row = source_row(store, "bad")
-    assert row.consecutive_failures == 0 and from_db(row.next_poll_at) - clock.now() == timedelta(minutes=5)
+    assert row.consecutive_failures == 0 and row.next_poll_at - clock.now() == timedelta(minutes=5)
 
 
 def test_server_error_honours_retry_after(server, store, clock):
@@ -144,7 +144,7 @@ def test_server_error_honours_retry_after(server, store, clock):
     # 503 with Retry-After is the server's throttling, not a failure; the pause is capped
     # by [http] max_retry_after (1 h by default).
     assert r.status == "throttled" and "503" in r.error
-    assert from_db(source_row(store).next_poll_at) - clock.now() == timedelta(hours=1)
+    assert source_row(store).next_poll_at - clock.now() == timedelta(hours=1)
     assert source_row(store).consecutive_failures == 0
 
 

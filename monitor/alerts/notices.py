@@ -17,7 +17,6 @@ from monitor.alerts.channels import Channels
 from monitor.alerts.outbox import Alert, fire
 from monitor.alerts.render import IncidentView, render_all, render_progress, render_reply, render_source_health
 from monitor.alerts.templates import compile_templates
-from monitor.clock import from_db
 from monitor.config import MainConfig
 from monitor.incidents.escalation import ClockState, Step
 
@@ -89,7 +88,7 @@ def source_health(session: Session, alerting: Alerting, change, row, now: dateti
     """A source failing, quiet or back (`change` from sources.health.evaluate, `row` its Source
     row); returns the title, for the log."""
     title, body = render_source_health(change.kind, row.name, row.url, change.since, now, row.consecutive_failures,
-                                       row.last_error, from_db(row.last_success_at), usual_gap, from_db(row.last_new_post_at))
+                                       row.last_error, row.last_success_at, usual_gap, row.last_new_post_at)
     key = f"source:{row.name}:{change.kind}:{change.since.isoformat()}"
     fire(session, Alert(key, None, None, f"source_{change.kind}", 0, tags, now, title, body), now,
          alerting.channels if not alerting.dry_run else None, alerting.disposition)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import secrets
 from monitor.alerts.channels import Channels, is_permanent
-from monitor.clock import Clock, backoff, from_db, show, show_due, time_left, to_db
+from monitor.clock import Clock, backoff, show, show_due, time_left
 from monitor.config import AlertsConfig
 from monitor.store.faults import is_transient
 from monitor.store.models import Clock as ClockRow
@@ -69,13 +69,13 @@ def fire(
         kind=alert.kind,
         tier=alert.tier,
         tags=list(alert.tags),
-        scheduled_at=to_db(alert.scheduled_at),
-        fired_at=to_db(now),
+        scheduled_at=alert.scheduled_at,
+        fired_at=now,
         disposition=disposition,
         title=alert.title,
         body=alert.body,
         body_md=alert.markdown,
-        held_until=to_db(fold_until),
+        held_until=fold_until,
         severity=alert.severity,
     )
     try:
@@ -98,8 +98,8 @@ def fire(
                         target_display=target.display,
                         tag=tag,
                         state="pending",
-                        created_at=to_db(now),
-                        next_attempt_at=to_db(fold_until or now),
+                        created_at=now,
+                        next_attempt_at=(fold_until or now),
                     )
                 )
         if not seen:
@@ -168,8 +168,8 @@ class Delivery:
                 .join(Notification, Notification.id == Outbox.notification_id)
                 .where(
                     or_(
-                        (Outbox.state == "pending") & (Outbox.next_attempt_at <= to_db(now)),
-                        (Outbox.state == "sending") & (Outbox.next_attempt_at <= to_db(now - SENDING_LEASE)),
+                        (Outbox.state == "pending") & (Outbox.next_attempt_at <= now),
+                        (Outbox.state == "sending") & (Outbox.next_attempt_at <= (now - SENDING_LEASE)),
                     )
                 )
                 .order_by(_urgency(), Outbox.next_attempt_at, Outbox.id)  # never behind a queue of reminders
@@ -239,7 +239,7 @@ class Delivery:
                 .join(ClockRow, (ClockRow.incident_id == Notification.incident_id) & (ClockRow.name == Notification.clock))
                 .where(Outbox.id.in_(outbox_ids))
             ).all()
-        return {outbox_id: f"（{clock}：{show_due(from_db(due))} 截止，{'已完成' if met is not None else time_left(from_db(due), now)}）"
+        return {outbox_id: f"（{clock}：{show_due(due)} 截止，{'已完成' if met is not None else time_left(due, now)}）"
                 for outbox_id, clock, due, met in found}
 
     def _deliver_digest(self, target: str, rows, name: str = "告警汇总", unit: str = "条告警") -> int:
@@ -294,7 +294,7 @@ def _claim(session: Session, outbox_id: int, state: str, now: datetime) -> bool:
     claimed = session.execute(
         update(Outbox)
         .where(Outbox.id == outbox_id, Outbox.state == state)
-        .values(state="sending", attempts=Outbox.attempts + 1, next_attempt_at=to_db(now))
+        .values(state="sending", attempts=Outbox.attempts + 1, next_attempt_at=now)
     ).rowcount
     return claimed == 1
 
@@ -305,20 +305,20 @@ def _record(sessions, channels, clock, cfg: AlertsConfig, outbox_ids: list[int],
     with sessions() as session:
         for outbox_id in outbox_ids:
             row = session.get(Outbox, outbox_id)
-            session.add(DeliveryAttempt(outbox_id=outbox_id, at=to_db(now), ok=ok, error=error))
+            session.add(DeliveryAttempt(outbox_id=outbox_id, at=now, ok=ok, error=error))
             row.last_error = error
             if ok:
-                row.state, row.sent_at = state_ok, to_db(now)
+                row.state, row.sent_at = state_ok, now
             elif is_permanent(error):
                 row.state = "failed"  # the same token fails the same way tomorrow: no retries
                 log.error("告警投递失败且不再重试 %s：%s；%s", row.target_display, title, error)
                 if cfg.fallback_tags:
                     _fall_back(session, channels, row, now, cfg)
-            elif now - from_db(row.created_at) >= cfg.give_up_after:
+            elif now - row.created_at >= cfg.give_up_after:
                 row.state = "failed"
                 log.error("告警投递放弃（已尝试 %d 次）%s：%s；最后错误：%s", row.attempts, row.target_display, title, error)
             else:
-                row.state, row.next_attempt_at = "pending", to_db(now + retry_delay(row.attempts, cfg))
+                row.state, row.next_attempt_at = "pending", (now + retry_delay(row.attempts, cfg))
                 log.warning("告警投递失败（第 %d 次，将重试）%s：%s", row.attempts, row.target_display, secrets.redact(error or ""))
                 if row.attempts == cfg.fallback_after and cfg.fallback_tags:
                     _fall_back(session, channels, row, now, cfg)
@@ -352,7 +352,7 @@ def _fall_back(session: Session, channels: Channels, row: Outbox, now: datetime,
             )
             if exists is None:
                 session.add(Outbox(notification_id=row.notification_id, target=target.id, target_display=target.display,
-                                   tag=tag, state="pending", created_at=to_db(now), next_attempt_at=to_db(now)))
+                                   tag=tag, state="pending", created_at=now, next_attempt_at=now))
                 log.warning("%s 连续失败 %d 次，改发备用目标 %s", row.target_display, row.attempts, target.display)
 
 
@@ -381,7 +381,7 @@ def _channel_failing(session: Session, channels: Channels, row: Outbox, now: dat
         streak.append(at)
     if len(streak) < cfg.channel_failures:
         return
-    since = from_db(streak[-1])
+    since = streak[-1]
     title = f"【告警通道异常】{row.target_display} 已连续 {len(streak)} 次发送失败"
     body = (f"通道：{row.target_display}（标签 {row.tag}）\n首次失败：{show(since)}\n最近错误：{row.last_error or '—'}\n"
             f"受影响的告警：monitor alerts list --failed")

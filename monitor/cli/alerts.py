@@ -6,7 +6,7 @@ import sys
 from collections import Counter
 
 from monitor.cli.common import command, group, open_db
-from monitor.clock import SystemClock, from_db, parse_iso, show
+from monitor.clock import SystemClock, parse_iso, show
 from monitor.config import load
 
 
@@ -45,7 +45,7 @@ def _alerts(args) -> int:
                 return 1
             about = f"事件 #{note.incident_id}" if note.incident_id else "系统"
             print(f"告警 {note.id}（{about}，{note.kind}，第 {note.tier + 1} 级）：{note.title}")
-            print(f"  计划 {show(from_db(note.scheduled_at))}　发出 {show(from_db(note.fired_at))}　标签 {', '.join(note.tags)}")
+            print(f"  计划 {show(note.scheduled_at)}　发出 {show(note.fired_at)}　标签 {', '.join(note.tags)}")
             if note.disposition != "sent":
                 print(f"  {DISPOSITION.get(note.disposition, note.disposition)}")
             print("  正文：")
@@ -53,9 +53,9 @@ def _alerts(args) -> int:
                 print(f"    {line}")
             for row in session.scalars(select(Outbox).where(Outbox.notification_id == note.id).order_by(Outbox.id)):
                 print(f"  → {row.target_display}（{row.tag}）：{DELIVERY.get(row.state, row.state)}，尝试 {row.attempts} 次"
-                      + (f"，送达 {show(from_db(row.sent_at))}" if row.sent_at else ""))
+                      + (f"，送达 {show(row.sent_at)}" if row.sent_at else ""))
                 for attempt in session.scalars(select(DeliveryAttempt).where(DeliveryAttempt.outbox_id == row.id).order_by(DeliveryAttempt.id)):
-                    print(f"      {show(from_db(attempt.at))} {'成功' if attempt.ok else '失败：' + (attempt.error or '')}")
+                    print(f"      {show(attempt.at)} {'成功' if attempt.ok else '失败：' + (attempt.error or '')}")
             return 0
         q = select(Notification).order_by(Notification.fired_at.desc(), Notification.id.desc()).limit(args.limit)
         if args.incident:
@@ -73,7 +73,7 @@ def _alerts(args) -> int:
                 continue
             states = Counter(DELIVERY.get(r.state, r.state) for r in rows)
             summary = "、".join(f"{k} {v}" for k, v in states.items()) or DISPOSITION.get(note.disposition, "无投递目标")
-            print(f"{note.id:>5}  {show(from_db(note.fired_at))}  {note.title}")
+            print(f"{note.id:>5}  {show(note.fired_at)}  {note.title}")
             print(f"       → {', '.join(note.tags)}：{summary}")
     return 0
 

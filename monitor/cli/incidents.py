@@ -11,7 +11,7 @@ import sys
 from datetime import datetime
 
 from monitor.cli.common import command, group, open_db
-from monitor.clock import SystemClock, from_db, show, show_delta, show_due
+from monitor.clock import SystemClock, show, show_delta, show_due
 
 
 def register(sub) -> None:
@@ -69,9 +69,9 @@ def _incidents(args) -> int:
             elif command == "met":
                 incident = service.actions.met(session, args.id, args.clock, actor, now, args.evidence)
                 clock = next(c for c in incident.clocks if c.name == args.clock)
-                late = now > from_db(clock.due_at)
+                late = now > clock.due_at
                 print(f"事件 #{args.id}「{args.clock}」已于 {show(now)} 登记完成"
-                      f"{'（超时，截止 ' if late else '（按时，截止 '}{show_due(from_db(clock.due_at))}）")
+                      f"{'（超时，截止 ' if late else '（按时，截止 '}{show_due(clock.due_at)}）")
             elif command == "close":
                 service.actions.close(session, args.id, actor, now)
                 print(f"事件 #{args.id} 已于 {show(now)} 关闭")
@@ -124,12 +124,12 @@ def _print_heat(session, service, inc, now) -> None:
     from monitor.store.models import IncidentPost, Post
 
     heat = service.heat(session, inc, now)
-    times = [clock_start(from_db(p), from_db(f)) for p, f in session.execute(
+    times = [clock_start(p, f) for p, f in session.execute(
         select(Post.published_at, Post.fetched_at).join(IncidentPost, IncidentPost.post_id == Post.id).where(IncidentPost.incident_id == inc.id))]
     end = now if inc.state != "closed" else max(times, default=now)
-    bars, width = curve(times, from_db(inc.started_at), end)
+    bars, width = curve(times, inc.started_at, end)
     print(f"  热度：{heat.describe()}")
-    print(f"  热度曲线（每格 {show_delta(width)}，{show(from_db(inc.started_at))} 起）：|{bars}|")
+    print(f"  热度曲线（每格 {show_delta(width)}，{show(inc.started_at)} 起）：|{bars}|")
 
 
 EVENT_NAMES = {
@@ -168,7 +168,7 @@ def _print_posts(session, inc, limit: int = 50) -> None:
         also.setdefault(post_id, []).append(rule)
     print(f"  帖文（#编号用于 split）：{'' if inc.post_count <= limit else f'前 {limit} 条'}")
     for post_id, source, external_id, title, body, published, fetched, note in rows:
-        when = show(from_db(published)) if published else f"{show(from_db(fetched))}（抓取）"
+        when = show(published) if published else f"{show(fetched)}（抓取）"
         print(f"    #{post_id}【{source}】{when} {(title or body or '')[:50]}")
         if note:
             print(f"        注：{note}")
@@ -210,7 +210,7 @@ def _incidents_show(sessions, service, incident_id: int, now) -> int:
         print(f"  命中词：{'、'.join(inc.terms)}　帖文：{inc.post_count} 条")
         if inc.related_to:
             print(f"  关联：与 #{inc.related_to} 是同一事件的另一条线索，告警随汇总发送（可 merge {inc.related_to} {inc.id} 合并）")
-        print(f"  起算：{show(from_db(inc.started_at))}　发现：{show(from_db(inc.opened_at))}")
+        print(f"  起算：{show(inc.started_at)}　发现：{show(inc.opened_at)}")
         _print_heat(session, service, inc, now)
         _print_posts(session, inc)
         print("  回应时限：")
@@ -219,9 +219,9 @@ def _incidents_show(sessions, service, incident_id: int, now) -> int:
         print("  时间线：")
         for ev in session.scalars(select(Event).where(Event.incident_id == inc.id).order_by(Event.at, Event.id)):
             detail = json.dumps(_beijing(ev.data), ensure_ascii=False) if ev.data else ""
-            print(f"    {show(from_db(ev.at))} {EVENT_NAMES.get(ev.kind, ev.kind)}（{ev.actor}）{detail}")
+            print(f"    {show(ev.at)} {EVENT_NAMES.get(ev.kind, ev.kind)}（{ev.actor}）{detail}")
         print("  已发出的提醒：")
         for n in session.scalars(select(Notification).where(Notification.incident_id == inc.id).order_by(Notification.fired_at, Notification.id)):
             mark = "" if n.disposition == "sent" else f"（{ {'superseded': '已被后续提醒取代', 'dry_run': '演练未发送'}.get(n.disposition, n.disposition)}）"
-            print(f"    {show(from_db(n.fired_at))} {n.title}{mark}")
+            print(f"    {show(n.fired_at)} {n.title}{mark}")
     return 0

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from monitor.cli.common import command, group
-from monitor.clock import SystemClock, parse_duration, show, to_db
+from monitor.clock import SystemClock, parse_duration, show
 from monitor.config import ConfigError, expand_rule_paths, load, load_rules
 
 def register(sub) -> None:
@@ -145,14 +145,14 @@ def _sample_texts(args) -> list[tuple[str, str]]:
     if getattr(args, "since", None):
         from sqlalchemy import select
 
-        from monitor.clock import SystemClock, to_db
+        from monitor.clock import SystemClock
         from monitor.store.models import Post
 
         engine, sessions = _store(args, load(args.config))
         since = SystemClock().now() - parse_duration(args.since)
         with sessions() as session:
             out += [(t or "", b or "") for t, b in session.execute(
-                select(Post.title, Post.body).where(Post.fetched_at >= to_db(since)).order_by(Post.id.desc()).limit(20000))]
+                select(Post.title, Post.body).where(Post.fetched_at >= since).order_by(Post.id.desc()).limit(20000))]
         engine.dispose()
     return out
 
@@ -215,11 +215,11 @@ def dry_run(args) -> int:
     with sessions() as session:
         stored: dict[int, set[str]] = {}
         for post_id, rule in session.execute(
-            select(Match.post_id, Match.rule).join(Post, Post.id == Match.post_id).where(Post.fetched_at >= to_db(start))
+            select(Match.post_id, Match.rule).join(Post, Post.id == Match.post_id).where(Post.fetched_at >= start)
         ):
             stored.setdefault(post_id, set()).add(rule)
         for post in session.execute(
-            select(Post.id, Post.title, Post.body).where(Post.fetched_at >= to_db(start), Post.processed_at.is_not(None))
+            select(Post.id, Post.title, Post.body).where(Post.fetched_at >= start, Post.processed_at.is_not(None))
         ).yield_per(1000):
             posts += 1
             now_rules = {m.rule.name for m in matcher.match(post.title or "", post.body or "")}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from monitor import secrets
 from monitor.cli.common import command, group, open_db
-from monitor.clock import SystemClock, from_db, show
+from monitor.clock import SystemClock, show
 from monitor.config import load
 
 
@@ -57,7 +57,7 @@ def _posts(args) -> int:
     print(f"搁置的帖文共 {total} 条{f'（显示最近 {len(rows)} 条）' if total > len(rows) else ''}：")
     for post_id, source, external_id, title, body, attempts, at, error in rows:
         print(f"#{post_id}【{source}】{(title or body or '')[:40]}　（来源 id {external_id}）")
-        print(f"    失败 {attempts} 次，{show(from_db(at))} 搁置：{secrets.redact(error or '')[:300]}")
+        print(f"    失败 {attempts} 次，{show(at)} 搁置：{secrets.redact(error or '')[:300]}")
     print("重新处理：monitor posts retry 编号 …")
     return 0
 
@@ -81,13 +81,13 @@ def _sources_list(args) -> int:
             continue
         state = "正常" if r.consecutive_failures == 0 else f"失败（连续 {r.consecutive_failures} 次）"
         if r.health_state == "quiet":
-            state += f"；沉寂（自 {show(from_db(r.health_since))} 起无新帖文）"
+            state += f"；沉寂（自 {show(r.health_since)} 起无新帖文）"
         kind = {"feed": "订阅源", "json": "JSON 留言板", "html": "网页列表"}.get(r.kind, r.kind)
-        print(f"{name}{flag}【{kind}】：{state}；帖文 {r.posts_total} 条；最近成功 {show(from_db(r.last_success_at))}；"
-              f"最近新帖 {show(from_db(r.last_new_post_at))}；下次 {show(from_db(r.next_poll_at))}")
+        print(f"{name}{flag}【{kind}】：{state}；帖文 {r.posts_total} 条；最近成功 {show(r.last_success_at)}；"
+              f"最近新帖 {show(r.last_new_post_at)}；下次 {show(r.next_poll_at)}")
         print(f"    {r.url}")
         if r.last_error:
-            print(f"    最近错误（{show(from_db(r.last_error_at))}）：{r.last_error}")
+            print(f"    最近错误（{show(r.last_error_at)}）：{r.last_error}")
     return 0
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.clock import from_db, show, to_db
+from monitor.clock import show
 from monitor.config import MainConfig
 from monitor.incidents.clocks import clock_start
 from monitor.incidents.record import ActionError, Planner, changed, drop_held_steps, event, link
@@ -33,8 +33,8 @@ class Actions:
         if incident.state == "closed":
             raise ActionError(f"事件 #{incident_id} 已关闭")
         if incident.acked_at is not None:
-            raise ActionError(f"事件 #{incident_id} 已于 {show(from_db(incident.acked_at))} 由 {incident.acked_by} 确认")
-        incident.acked_at, incident.acked_by, incident.state = to_db(now), actor, "acknowledged"
+            raise ActionError(f"事件 #{incident_id} 已于 {show(incident.acked_at)} 由 {incident.acked_by} 确认")
+        incident.acked_at, incident.acked_by, incident.state = now, actor, "acknowledged"
         event(session, incident, now, actor, "acknowledged")
         return incident
 
@@ -45,9 +45,9 @@ class Actions:
             names = "、".join(c.name for c in incident.clocks if c.active)
             raise ActionError(f"事件 #{incident_id} 没有时限「{clock_name}」（现有：{names}）")
         if clock.met_at is not None:
-            raise ActionError(f"事件 #{incident_id} 的「{clock_name}」已于 {show(from_db(clock.met_at))} 登记完成")
-        clock.met_at, clock.met_by, clock.evidence = to_db(now), actor, evidence
-        on_time = now <= from_db(clock.due_at)
+            raise ActionError(f"事件 #{incident_id} 的「{clock_name}」已于 {show(clock.met_at)} 登记完成")
+        clock.met_at, clock.met_by, clock.evidence = now, actor, evidence
+        on_time = now <= clock.due_at
         event(session, incident, now, actor, "clock_met", clock=clock_name, evidence=evidence, on_time=on_time)
         changed(incident, now)
         drop_held_steps(session, incident.id, clock_name)
@@ -57,7 +57,7 @@ class Actions:
         incident = self.get(session, incident_id)
         if incident.state == "closed":
             raise ActionError(f"事件 #{incident_id} 已关闭")
-        incident.state, incident.closed_at = "closed", to_db(now)
+        incident.state, incident.closed_at = "closed", now
         open_clocks = [c.name for c in incident.clocks if c.active and c.met_at is None]
         event(session, incident, now, actor, "closed", open_clocks=open_clocks)
         changed(incident, now)
@@ -75,17 +75,17 @@ class Actions:
             raise ActionError(f"事件 #{incident_id} 已是「{level}」")
         before = incident.severity
         incident.severity = level
-        start = now if self.cfg.incidents.regrade_clocks_from == "regrade" else from_db(incident.started_at)
+        start = now if self.cfg.incidents.regrade_clocks_from == "regrade" else incident.started_at
         plans = {p.name: p for p in self.planner.plan(incident, level, start)}
         existing = {c.name: c for c in incident.clocks}
         for name, clock in existing.items():
             clock.active = name in plans
         for name, plan in plans.items():
             if name not in existing:
-                session.add(Clock(incident_id=incident.id, name=name, started_at=to_db(plan.started_at), due_at=to_db(plan.due_at)))
+                session.add(Clock(incident_id=incident.id, name=name, started_at=plan.started_at, due_at=plan.due_at))
         session.flush()
         session.refresh(incident, ["clocks"])
-        after = [{"name": c.name, "due_at": from_db(c.due_at).isoformat(), "met_at": from_db(c.met_at).isoformat() if c.met_at else None}
+        after = [{"name": c.name, "due_at": c.due_at.isoformat(), "met_at": c.met_at.isoformat() if c.met_at else None}
                  for c in incident.clocks if c.active]
         event(session, incident, now, actor, "regraded", before=before, after=level, clocks=after)
         changed(incident, now)
@@ -104,9 +104,9 @@ class Actions:
         keep.terms = list(dict.fromkeys([*keep.terms, *other.terms]))
         keep.last_post_at = max(keep.last_post_at, other.last_post_at)
         if other.started_at < keep.started_at:
-            self.planner.move_start(session, keep, from_db(other.started_at), now, None)
+            self.planner.move_start(session, keep, other.started_at, now, None)
         carried = self._carry_record(keep, other)
-        other.state, other.closed_at, other.merged_into = "closed", to_db(now), keep.id
+        other.state, other.closed_at, other.merged_into = "closed", now, keep.id
         event(session, keep, now, actor, "merged", other=other.id, posts=moved, **carried)
         event(session, other, now, actor, "merged_into", into=keep.id)
         changed(keep, now)
@@ -148,23 +148,23 @@ class Actions:
         if len(chosen) == len(links):
             raise ActionError("不能把全部帖文拆出：那是同一个事件")
         posts = [p for _l, p in chosen]
-        seen = min(clock_start(from_db(p.published_at), from_db(p.fetched_at)) for p in posts)
-        first = min(posts, key=lambda p: clock_start(from_db(p.published_at), from_db(p.fetched_at)))
+        seen = min(clock_start(p.published_at, p.fetched_at) for p in posts)
+        first = min(posts, key=lambda p: clock_start(p.published_at, p.fetched_at))
         new = Incident(
             rule=source.rule, title=(first.title or first.body)[:200] or source.rule, severity=source.severity,
-            category=source.category, department=source.department, state="open", started_at=to_db(seen),
-            opened_at=to_db(now), last_post_at=max(p.fetched_at for p in posts), terms=list(source.terms),
+            category=source.category, department=source.department, state="open", started_at=seen,
+            opened_at=now, last_post_at=max(p.fetched_at for p in posts), terms=list(source.terms),
             first_post_url=first.url, post_count=len(posts),
         )
         session.add(new)
         session.flush()
         for row, post in chosen:
             session.delete(row)
-            session.add(IncidentPost(incident_id=new.id, post_id=post.id, added_at=to_db(now)))
+            session.add(IncidentPost(incident_id=new.id, post_id=post.id, added_at=now))
         source.post_count -= len(posts)
         self._recompute_first(session, source, [p for r, p in links if (r, p) not in chosen], now, actor)
         for plan in self.planner.plan(new, new.severity, seen):
-            session.add(Clock(incident_id=new.id, name=plan.name, started_at=to_db(plan.started_at), due_at=to_db(plan.due_at)))
+            session.add(Clock(incident_id=new.id, name=plan.name, started_at=plan.started_at, due_at=plan.due_at))
         session.flush()
         session.refresh(new, ["clocks"])
         event(session, source, now, actor, "split_out", into=new.id, posts=[p.id for p in posts])
@@ -175,11 +175,11 @@ class Actions:
     def _recompute_first(self, session: Session, incident: Incident, remaining: list[Post], now: datetime, actor: str) -> None:
         """After posts leave: the title, link and start come from the first post that stayed;
         clocks not yet answered count from it."""
-        first = min(remaining, key=lambda p: (clock_start(from_db(p.published_at), from_db(p.fetched_at)), p.id))
+        first = min(remaining, key=lambda p: (clock_start(p.published_at, p.fetched_at), p.id))
         incident.title = (first.title or first.body)[:200] or incident.rule
         incident.first_post_url = first.url
-        incident.last_post_at = max(to_db(clock_start(from_db(p.published_at), from_db(p.fetched_at))) for p in remaining)
-        start = clock_start(from_db(first.published_at), from_db(first.fetched_at))
-        if to_db(start) != incident.started_at:
+        incident.last_post_at = max((clock_start(p.published_at, p.fetched_at)) for p in remaining)
+        start = clock_start(first.published_at, first.fetched_at)
+        if start != incident.started_at:
             self.planner.move_start(session, incident, start, now, first, actor)
         changed(incident, now)

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from monitor.alerts.notices import Notices
 from monitor.alerts.roster import recipients
-from monitor.clock import to_db
 from monitor.config import MainConfig
 from monitor.incidents import views
 from monitor.incidents.escalation import Policy, collapse, due_steps, next_step_at
@@ -70,7 +69,7 @@ class Escalator:
         """Fire every step due by now, once; returns how many alerts were sent."""
         due = session.scalars(
             select(Incident)
-            .where(Incident.next_step_at.is_not(None), Incident.next_step_at <= to_db(now))
+            .where(Incident.next_step_at.is_not(None), Incident.next_step_at <= now)
             .order_by(Incident.next_step_at)
             .limit(limit)
         ).all()
@@ -141,11 +140,11 @@ class Escalator:
             return None
         recent = session.scalar(
             select(func.count()).select_from(Incident)
-            .where(Incident.rule == incident.rule, Incident.opened_at > to_db(now - timedelta(hours=1)))
+            .where(Incident.rule == incident.rule, Incident.opened_at > (now - timedelta(hours=1)))
         )
         return None if recent <= budget else next_hour(now)
 
     def reschedule(self, incident: Incident, now: datetime) -> None:
         """After a tick: the next step strictly after now (everything due was just fired)."""
         nxt = next_step_at(views.state(incident), views.clock_states(incident), self.policy_for(incident.severity), now)
-        incident.next_step_at = to_db(nxt)
+        incident.next_step_at = nxt

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload
 
-from monitor.clock import from_db, show, show_delta, to_db
+from monitor.clock import show, show_delta
 from monitor.config import MainConfig
 from monitor.incidents import views
 from monitor.incidents.actions import Actions
@@ -63,7 +63,7 @@ class Lifecycle:
                     self.assign(session, post, match, now)
             return
         ordered = sorted(matches, key=lambda m: rank(m.rule.severity))  # stable: file order between equals
-        seen_at = clock_start(from_db(post.published_at), from_db(post.fetched_at))
+        seen_at = clock_start(post.published_at, post.fetched_at)
         described = self._clusterer(session, ordered[0].rule.name).describe(self._text(post.title, post.body))
         for match in ordered:
             found = self._found(session, self._clusterer(session, match.rule.name), post, seen_at, described)
@@ -87,7 +87,7 @@ class Lifecycle:
         and `found` are what `place` already knows: the post's features and the incident the
         rule's clustering found for it (False: not asked yet)."""
         rule = match.rule
-        seen_at = clock_start(from_db(post.published_at), from_db(post.fetched_at))
+        seen_at = clock_start(post.published_at, post.fetched_at)
         if seen_at < now - self.cfg.incidents.max_post_age:
             # An old post (a first poll of a long feed, a board's archive) is stored and matched,
             # but neither pages anyone nor joins a current incident: joining would move its
@@ -113,10 +113,10 @@ class Lifecycle:
                 if not link(session, incident, post, now):
                     return incident
                 incident.post_count += 1
-                incident.last_post_at = max(incident.last_post_at, to_db(seen_at))
+                incident.last_post_at = max(incident.last_post_at, seen_at)
                 event(session, incident, now, SYSTEM, "post_added", post=post.id, terms=match.terms)
             incident.terms = list(dict.fromkeys([*incident.terms, *match.terms]))
-            if to_db(seen_at) < incident.started_at:
+            if seen_at < incident.started_at:
                 self.planner.move_start(session, incident, seen_at, now, post)
             self._new_wave(session, incident, post, seen_at, now)
             if self.cfg.heat:
@@ -131,9 +131,9 @@ class Lifecycle:
             category=rule.category,
             department=rule.department,
             state="open",
-            started_at=to_db(seen_at),
-            opened_at=to_db(now),
-            last_post_at=to_db(seen_at),
+            started_at=seen_at,
+            opened_at=now,
+            last_post_at=seen_at,
             terms=list(match.terms),
             first_post_url=post.url,
             post_count=1,
@@ -146,7 +146,7 @@ class Lifecycle:
             clusterer.remember(post.external_id, seen_at, about, incident.id, sketch)
         for plan in self.planner.plan(incident, incident.severity, seen_at):
             session.add(
-                Clock(incident_id=incident.id, name=plan.name, started_at=to_db(plan.started_at), due_at=to_db(plan.due_at))
+                Clock(incident_id=incident.id, name=plan.name, started_at=plan.started_at, due_at=plan.due_at)
             )
         session.flush()
         session.refresh(incident, ["clocks"])
@@ -189,7 +189,7 @@ class Lifecycle:
             for base in dict.fromkeys(round_of(c.name)[0] for c in active):
                 if base in plans:
                     name = f"{base}（第{number}轮）"
-                    session.add(Clock(incident_id=incident.id, name=name, started_at=to_db(seen_at), due_at=to_db(plans[base].due_at)))
+                    session.add(Clock(incident_id=incident.id, name=name, started_at=seen_at, due_at=plans[base].due_at))
                     reopened.append(name)
             session.flush()
             session.refresh(incident, ["clocks"])
@@ -206,7 +206,7 @@ class Lifecycle:
             .join(Source, Source.id == Post.source_id)
             .where(IncidentPost.incident_id == incident.id)
         ).all()
-        return measure([(clock_start(from_db(p), from_db(f)), s, a) for p, f, s, a in rows], now)
+        return measure([(clock_start(p, f), s, a) for p, f, s, a in rows], now)
 
     def _check_heat(self, session: Session, incident: Incident, now: datetime) -> None:
         """Thresholds in [[heat]]: raise the severity, or suggest it once, with the reason."""
@@ -251,7 +251,7 @@ class Lifecycle:
     def reply_seen(self, session: Session, incident_id: int, post: Post, now: datetime) -> None:
         """A board shows an official reply to one of the incident's posts: evidence."""
         incident = self.actions.get(session, incident_id)
-        replied_at = min(from_db(post.reply_at) or now, now)
+        replied_at = min(post.reply_at or now, now)
         event(session, incident, now, SYSTEM, "reply_seen", post=post.id, status=post.reply_status,
               reply_at=replied_at.isoformat(), text=(post.reply_text or "")[:300], url=post.url)
         clock_name = self.cfg.incidents.reply_meets
@@ -299,7 +299,7 @@ class Lifecycle:
                 .order_by(Post.id)
             ).all()
             for external_id, title, body, published, fetched, incident_id in rows:
-                when = clock_start(from_db(published), from_db(fetched))
+                when = clock_start(published, fetched)
                 about, sketch = clusterer.describe(self._text(title, body))
                 clusterer.remember(external_id, when, about, incident_id, sketch)
             self._clusterers[rule] = clusterer
@@ -312,7 +312,7 @@ class Lifecycle:
         is kept for the session (one transaction), and the store is asked only when it fails.
         """
         window = self.cfg.incidents.window
-        earliest, latest = to_db(seen_at - window), to_db(seen_at + window)
+        earliest, latest = (seen_at - window), (seen_at + window)
         recent = session.info.setdefault(_RECENT, {})
         cached = recent.get(rule)
         # Within the window on both sides: a post much older than the incident's first post

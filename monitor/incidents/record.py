@@ -8,7 +8,6 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from monitor.clock import from_db, to_db
 from monitor.config import MainConfig
 from monitor.incidents.clocks import plan_clocks
 from monitor.incidents.workdays import WorkCalendar
@@ -24,7 +23,7 @@ class ActionError(Exception):
 
 
 def event(session: Session, incident: Incident, now: datetime, actor: str, kind: str, **data) -> None:
-    session.add(Event(incident_id=incident.id, at=to_db(now), actor=actor, kind=kind, data=data))
+    session.add(Event(incident_id=incident.id, at=now, actor=actor, kind=kind, data=data))
     if kind in RESHAPING:
         session.info.pop(ACTIONS_SEEN, None)  # the next post in this transaction looks again
 
@@ -32,14 +31,14 @@ def event(session: Session, incident: Incident, now: datetime, actor: str, kind:
 def changed(incident: Incident, now: datetime) -> None:
     """After a change (opened, met, regraded, closed): let the next tick look at it now;
     steps already due, such as those of an old first post, are then fired there."""
-    incident.next_step_at = to_db(now)
+    incident.next_step_at = now
 
 
 def link(session: Session, incident: Incident, post: Post, now: datetime) -> bool:
     """Put a post into an incident once; False if it is there already."""
     if session.get(IncidentPost, (incident.id, post.id)) is not None:
         return False
-    session.add(IncidentPost(incident_id=incident.id, post_id=post.id, added_at=to_db(now)))
+    session.add(IncidentPost(incident_id=incident.id, post_id=post.id, added_at=now))
     session.flush()
     return True
 
@@ -79,12 +78,12 @@ class Planner:
                    actor: str = SYSTEM) -> None:
         """The incident now starts at `start` (a post found later but published earlier, or its
         first post split out): clocks not yet answered count from there."""
-        before = from_db(incident.started_at)
-        incident.started_at = to_db(start)
+        before = incident.started_at
+        incident.started_at = start
         plans = {p.name: p for p in self.plan(incident, incident.severity, start)}
         for clock in incident.clocks:
             if clock.active and clock.met_at is None and clock.name in plans:
-                clock.started_at, clock.due_at = to_db(start), to_db(plans[clock.name].due_at)
+                clock.started_at, clock.due_at = start, plans[clock.name].due_at
         event(session, incident, now, actor, "start_moved", post=post.id if post is not None else None,
               before=before.isoformat(), after=start.isoformat())
         changed(incident, now)

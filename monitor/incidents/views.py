@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from monitor.clock import from_db
 from monitor.incidents.escalation import ClockState, IncidentState
 from monitor.store.models import Incident
 
@@ -27,14 +26,14 @@ class IncidentView:
 
 def clock_states(incident: Incident) -> list[ClockState]:
     return [
-        ClockState(c.name, from_db(c.started_at), from_db(c.due_at), from_db(c.met_at))
+        ClockState(c.name, c.started_at, c.due_at, c.met_at)
         for c in incident.clocks
         if c.active
     ]
 
 
 def state(incident: Incident) -> IncidentState:
-    return IncidentState(incident.id, incident.state == "closed", from_db(incident.opened_at), from_db(incident.acked_at))
+    return IncidentState(incident.id, incident.state == "closed", incident.opened_at, incident.acked_at)
 
 
 def view(incident: Incident) -> IncidentView:
@@ -48,6 +47,6 @@ def view(incident: Incident) -> IncidentView:
         terms=tuple(incident.terms or ()),
         first_post_url=incident.first_post_url,
         post_count=incident.post_count,
-        opened_at=from_db(incident.opened_at),
-        acked_at=from_db(incident.acked_at),
+        opened_at=incident.opened_at,
+        acked_at=incident.acked_at,
     )

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from monitor.clock import SHANGHAI, from_db, to_db
+from monitor.clock import SHANGHAI
 from monitor.config import MainConfig
 from monitor.reports.model import CHANGE, DATE, HOURS, INT, MINUTES, PCT, TEXT, TIME, Column, Report, Table
 from monitor.reports.period import Period
@@ -55,7 +55,7 @@ class ClockFact:
 def _incident_counts(session: Session, period: Period) -> dict[str, int]:
     rows = session.execute(
         select(Incident.severity, func.count(Incident.id))
-        .where(Incident.opened_at >= to_db(period.start), Incident.opened_at < to_db(period.end))
+        .where(Incident.opened_at >= period.start, Incident.opened_at < period.end)
         .group_by(Incident.severity)
     ).all()
     return dict(rows)
@@ -63,7 +63,7 @@ def _incident_counts(session: Session, period: Period) -> dict[str, int]:
 
 def _count_posts(session: Session, period: Period) -> int:
     return session.scalar(
-        select(func.count(Post.id)).where(Post.fetched_at >= to_db(period.start), Post.fetched_at < to_db(period.end))
+        select(func.count(Post.id)).where(Post.fetched_at >= period.start, Post.fetched_at < period.end)
     ) or 0
 
 
@@ -74,11 +74,11 @@ def _clock_facts(session: Session, period: Period) -> list[ClockFact]:
             Clock.due_at, Clock.met_at, Clock.met_by, Incident.rule, Incident.title,
         )
         .join(Incident, Incident.id == Clock.incident_id)
-        .where(Clock.active.is_(True), Clock.due_at >= to_db(period.start), Clock.due_at < to_db(period.end))
+        .where(Clock.active.is_(True), Clock.due_at >= period.start, Clock.due_at < period.end)
         .order_by(Clock.due_at, Clock.id)
     ).all()
     return [
-        ClockFact(r[0], r[1] or "（未指定）", r[2], r[3], from_db(r[4]), from_db(r[5]), from_db(r[6]), r[7], r[8], r[9])
+        ClockFact(r[0], r[1] or "（未指定）", r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
         for r in rows
     ]
 
@@ -89,17 +89,17 @@ def _hours(delta) -> float:
 
 def collect(session: Session, cfg: MainConfig, period: Period, now: datetime) -> Report:
     previous = period.previous()
-    in_period = and_(Incident.opened_at >= to_db(period.start), Incident.opened_at < to_db(period.end))
+    in_period = and_(Incident.opened_at >= period.start, Incident.opened_at < period.end)
     by_severity, before_severity = _incident_counts(session, period), _incident_counts(session, previous)
     total, total_before = sum(by_severity.values()), sum(before_severity.values())
     posts, posts_before = _count_posts(session, period), _count_posts(session, previous)
     matched = session.scalar(
         select(func.count(func.distinct(Match.post_id)))
         .join(Post, Post.id == Match.post_id)
-        .where(Post.fetched_at >= to_db(period.start), Post.fetched_at < to_db(period.end))
+        .where(Post.fetched_at >= period.start, Post.fetched_at < period.end)
     ) or 0
     closed = session.scalar(
-        select(func.count(Incident.id)).where(Incident.closed_at >= to_db(period.start), Incident.closed_at < to_db(period.end))
+        select(func.count(Incident.id)).where(Incident.closed_at >= period.start, Incident.closed_at < period.end)
     ) or 0
     facts = _clock_facts(session, period)
     outcomes = Counter(f.outcome(now) for f in facts)
@@ -141,7 +141,7 @@ def collect(session: Session, cfg: MainConfig, period: Period, now: datetime) ->
     daily = Table("daily", "每日新增事件", [Column("日期", DATE, 12), *[Column(s, INT, 8) for s in SEVERITIES], Column("合计", INT, 8)])
     per_day: dict = defaultdict(Counter)
     for sev, opened_at in session.execute(select(Incident.severity, Incident.opened_at).where(in_period)).all():
-        per_day[from_db(opened_at).astimezone(SHANGHAI).date()][sev] += 1
+        per_day[opened_at.astimezone(SHANGHAI).date()][sev] += 1
     for day in period.days:
         counts = [per_day[day][s] for s in SEVERITIES]
         daily.rows.append([day, *counts, sum(counts)])
@@ -202,7 +202,7 @@ def collect(session: Session, cfg: MainConfig, period: Period, now: datetime) ->
     ).all())
     posts_by_source = dict(session.execute(
         select(Post.source_id, func.count(Post.id))
-        .where(Post.fetched_at >= to_db(period.start), Post.fetched_at < to_db(period.end))
+        .where(Post.fetched_at >= period.start, Post.fetched_at < period.end)
         .group_by(Post.source_id)
     ).all())
     sources = session.scalars(select(Source).order_by(Source.name)).all()
@@ -218,7 +218,7 @@ def collect(session: Session, cfg: MainConfig, period: Period, now: datetime) ->
     ])
     for s in sources:
         state = "正常" if not s.consecutive_failures else f"失败（连续 {s.consecutive_failures} 次）"
-        health.rows.append([s.name, state, posts_by_source.get(s.id, 0), s.consecutive_failures, from_db(s.last_success_at), s.last_error or ""])
+        health.rows.append([s.name, state, posts_by_source.get(s.id, 0), s.consecutive_failures, s.last_success_at, s.last_error or ""])
 
     due_count = outcomes[ON_TIME] + outcomes[LATE] + outcomes[OVERDUE]
     on_time_rate = rate(outcomes[ON_TIME], due_count)
@@ -246,7 +246,7 @@ def _top_incidents(session: Session, in_period) -> tuple[Table, Table]:
     ).all()
     for inc in incidents:
         top.rows.append([inc.id, inc.severity, inc.rule, inc.title, "、".join(inc.terms or ()), inc.post_count,
-                         from_db(inc.opened_at), states.get(inc.state, inc.state), inc.department])
+                         inc.opened_at, states.get(inc.state, inc.state), inc.department])
     timeline = Table("timeline", "重点事件时间线", [
         Column("事件", INT, 8), Column("时间", TIME, 18), Column("事项", TEXT, 16), Column("操作人", TEXT, 10), Column("说明", TEXT, 50),
     ])
@@ -269,5 +269,5 @@ def _top_incidents(session: Session, in_period) -> tuple[Table, Table]:
                 detail = "关闭时未完成：" + "、".join(data["open_clocks"])
             else:
                 detail = ""
-            timeline.rows.append([ev.incident_id, from_db(ev.at), EVENT_NAMES.get(ev.kind, ev.kind), ev.actor, detail])
+            timeline.rows.append([ev.incident_id, ev.at, EVENT_NAMES.get(ev.kind, ev.kind), ev.actor, detail])
     return top, timeline

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import secrets
 from monitor.alerts.channels import Channels
-from monitor.clock import Clock, backoff, from_db, show, to_db
+from monitor.clock import Clock, backoff, show
 from monitor.config import Config
 from monitor.cron import latest_fire
 from monitor.reports.period import iso_week, last_complete_week
@@ -53,7 +53,7 @@ class Reporter:
         now = self.clock.now()
         with self.sessions() as session:
             due = session.scalars(
-                select(ReportRun.id).where(ReportRun.state == "pending", ReportRun.next_attempt_at <= to_db(now)).order_by(ReportRun.scheduled_at)
+                select(ReportRun.id).where(ReportRun.state == "pending", ReportRun.next_attempt_at <= now).order_by(ReportRun.scheduled_at)
             ).all()
         for run_id in due:
             sent += self._attempt(run_id)
@@ -61,7 +61,7 @@ class Reporter:
 
     def _schedule(self, now: datetime) -> None:
         with self.sessions.begin() as session:
-            latest = from_db(session.scalar(select(func.max(ReportRun.scheduled_at))))
+            latest = session.scalar(select(func.max(ReportRun.scheduled_at)))
             fire = last_fire_at(self.report_cfg.cron, now, latest or now - timedelta(days=32))
             if fire is None:
                 return
@@ -71,8 +71,8 @@ class Reporter:
             try:
                 with session.begin_nested():
                     session.add(ReportRun(
-                        scheduled_at=to_db(fire), period=period.label, state=state, attempts=0,
-                        next_attempt_at=to_db(fire), sent_targets=[], files=[],
+                        scheduled_at=fire, period=period.label, state=state, attempts=0,
+                        next_attempt_at=fire, sent_targets=[], files=[],
                         last_error="监测系统在此之后才开始运行" if state == "skipped" else None,
                     ))
             except IntegrityError:
@@ -85,7 +85,7 @@ class Reporter:
         with self.sessions.begin() as session:
             run = session.get(ReportRun, run_id)
             run.attempts += 1
-            label, sent_before, attempts, scheduled = run.period, list(run.sent_targets), run.attempts, from_db(run.scheduled_at)
+            label, sent_before, attempts, scheduled = run.period, list(run.sent_targets), run.attempts, run.scheduled_at
         error = None
         sent = list(sent_before)
         files: list[Path] = []
@@ -118,15 +118,15 @@ class Reporter:
             run = session.get(ReportRun, run_id)
             run.sent_targets, run.files = sent, [str(p) for p in files]
             if error is None:
-                run.state, run.finished_at, run.last_error = "sent", to_db(now), None
+                run.state, run.finished_at, run.last_error = "sent", now, None
                 return 1
             run.last_error = secrets.redact(error)
             if now - scheduled >= self.report_cfg.give_up_after:
-                run.state, run.finished_at = "failed", to_db(now)
+                run.state, run.finished_at = "failed", now
                 log.error("周报 %s 放弃发送（已尝试 %d 次）：%s", label, attempts, run.last_error)
                 self._report_failure(label, attempts, run.last_error)
             else:
-                run.next_attempt_at = to_db(now + backoff(self.report_cfg.retry_base, attempts, timedelta(hours=1)))
+                run.next_attempt_at = (now + backoff(self.report_cfg.retry_base, attempts, timedelta(hours=1)))
                 log.warning("周报 %s 第 %d 次发送失败，将重试：%s", label, attempts, run.last_error)
         return 0
 

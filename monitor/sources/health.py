@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from monitor.alerts.channels import Channels
 from monitor.alerts.notices import Alerting, source_health
-from monitor.clock import from_db, to_db
 from monitor.config import HealthConfig, MainConfig, SourceConfig
 from monitor.store.models import Source
 
@@ -72,14 +71,14 @@ def check(session: Session, cfg: MainConfig, channels: Channels | None, now: dat
     for row in session.scalars(select(Source).where(Source.name.in_(list(configured)))):
         source = configured[row.name]
         usual = timedelta(seconds=row.new_item_gap_s) if row.new_item_gap_s else None
-        state = SourceState(row.health_state or "ok", from_db(row.health_since), row.consecutive_failures,
-                            from_db(row.last_new_post_at), usual)
+        state = SourceState(row.health_state or "ok", row.health_since, row.consecutive_failures,
+                            row.last_new_post_at, usual)
         change = evaluate(state, cfg.health, source, now)
         if change is None:
             continue
         title = source_health(session, Alerting(channels, dry_run), change, row, now, usual, tags)
         row.health_state = change.state
-        row.health_since = to_db(change.since) if change.state != "ok" else None
+        row.health_since = change.since if change.state != "ok" else None
         log.warning("%s", title) if change.kind != "recovered" else log.info("%s", title)
         changes.append(change)
     return changes

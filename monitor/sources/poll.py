@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import secrets
-from monitor.clock import Clock, from_db, show_delta, to_db
+from monitor.clock import Clock, show_delta
 from monitor.config import HttpConfig, SourceConfig
 from monitor.sources import RawPost
 from monitor.sources.board import parse_detail_body, parse_html_board, parse_json_board
@@ -78,7 +78,7 @@ class Poller:
 
     def due(self, sources: list[SourceConfig], limit: int | None = None, exclude: set[str] | frozenset = frozenset()) -> list[SourceConfig]:
         """Enabled sources due now, the longest overdue first, at most `limit`."""
-        now = to_db(self.clock.now())
+        now = self.clock.now()
         enabled = {s.name: s for s in sources if s.enabled and s.name not in exclude}
         if not enabled:
             return []
@@ -217,19 +217,19 @@ class Poller:
         row.last_modified = read.last_modified or row.last_modified
         if read.status == "changed":
             row.body_hash = read.digest
-        row.last_polled_at = row.last_success_at = to_db(now)
+        row.last_polled_at = row.last_success_at = now
         row.consecutive_failures = 0
         row.posts_total += new
         if new:
             if row.last_new_post_at is not None:
-                gap = (now - from_db(row.last_new_post_at)).total_seconds()
+                gap = (now - row.last_new_post_at).total_seconds()
                 # A moving average of the time between new items: what "usual" means for quiet alerts.
                 row.new_item_gap_s = gap if row.new_item_gap_s is None else 0.7 * row.new_item_gap_s + 0.3 * gap
-            row.last_new_post_at = to_db(now)
+            row.last_new_post_at = now
         if read.problems:
-            row.last_error, row.last_error_at = secrets.redact("；".join(read.problems))[:2000], to_db(now)
+            row.last_error, row.last_error_at = secrets.redact("；".join(read.problems))[:2000], now
             log.warning("来源「%s」部分条目未能读取：%s", cfg.name, row.last_error)
-        row.next_poll_at = to_db(next_poll(now, cfg.interval, cfg.jitter, 0, cfg.max_backoff, self.rng))
+        row.next_poll_at = (next_poll(now, cfg.interval, cfg.jitter, 0, cfg.max_backoff, self.rng))
 
     def _throttled(self, cfg: SourceConfig, source_id, e: Throttled) -> PollResult:
         """Asked again later, not failed: neither counts towards 【数据源异常】."""
@@ -241,10 +241,10 @@ class Poller:
         at = now + wait
         with self.sessions.begin() as session:
             row = session.get(Source, source_id)
-            row.next_poll_at = to_db(at)
+            row.next_poll_at = at
             if e.server:
-                row.last_polled_at = to_db(now)
-                row.last_error, row.last_error_at = secrets.redact(str(e)), to_db(now)
+                row.last_polled_at = now
+                row.last_error, row.last_error_at = secrets.redact(str(e)), now
         (log.info if e.server else log.debug)("来源「%s」%s，%s后再抓取", cfg.name, e, show_delta(at - now))
         return PollResult(cfg.name, "throttled", error=str(e))
 
@@ -254,10 +254,10 @@ class Poller:
         with self.sessions.begin() as session:
             row = session.get(Source, source_id)
             row.consecutive_failures += 1
-            row.last_polled_at = row.last_error_at = to_db(now)
+            row.last_polled_at = row.last_error_at = now
             row.last_error = error
             at = next_poll(now, cfg.interval, cfg.jitter, row.consecutive_failures, cfg.max_backoff, self.rng)
-            row.next_poll_at = to_db(at)
+            row.next_poll_at = at
             failures = row.consecutive_failures
         log.warning("来源「%s」抓取失败（连续第 %d 次），%s后重试：%s", cfg.name, failures, show_delta(at - now), error)
         return PollResult(cfg.name, "failed", error=error)

@@ -1,8 +1,11 @@
-"""Tables. Times are naive UTC. Every incident change is an Event row (the audit trail)."""
+"""Tables. Every incident change is an Event row (the audit trail).
+
+Times are stored as UTC without a zone and read back as aware UTC datetimes (`UTCDateTime`):
+code never converts by hand, and a naive time never meets an aware one in Python."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
@@ -17,6 +20,27 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator):
+    """A DateTime column holding UTC: aware datetimes in, aware UTC datetimes out. A naive value
+    given to it is taken as UTC already (what SQL functions and old rows hand back)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite through a raw expression
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 class Base(DeclarativeBase):
@@ -33,19 +57,19 @@ class Source(Base):
     etag: Mapped[str | None] = mapped_column(Text)
     last_modified: Mapped[str | None] = mapped_column(Text)
     body_hash: Mapped[str | None] = mapped_column(String(64))
-    next_poll_at: Mapped[datetime | None] = mapped_column(DateTime)
-    last_polled_at: Mapped[datetime | None] = mapped_column(DateTime)
-    last_success_at: Mapped[datetime | None] = mapped_column(DateTime)
-    last_new_post_at: Mapped[datetime | None] = mapped_column(DateTime)
+    next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_new_post_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
-    last_error_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     posts_total: Mapped[int] = mapped_column(Integer, default=0)
     # Moving average of seconds between polls that brought new items: "usual" for quiet alerts.
     new_item_gap_s: Mapped[float | None] = mapped_column(Float)
     # ok | failing | quiet, and since when: one alert per episode, keyed by its start.
     health_state: Mapped[str] = mapped_column(String(20), default="ok", server_default="ok")
-    health_since: Mapped[datetime | None] = mapped_column(DateTime)
+    health_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Post(Base):
@@ -63,10 +87,10 @@ class Post(Base):
     title: Mapped[str] = mapped_column(Text, default="")
     body: Mapped[str] = mapped_column(Text, default="")
     author: Mapped[str | None] = mapped_column(Text)
-    published_at: Mapped[datetime | None] = mapped_column(DateTime)
-    fetched_at: Mapped[datetime] = mapped_column(DateTime)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Set once matching and incident assignment committed; NULL means still to do.
-    processed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set with processed_at when a post was set aside after max_attempts failures.
     process_error: Mapped[str | None] = mapped_column(Text)
     process_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -77,8 +101,8 @@ class Post(Base):
     reply_status: Mapped[str | None] = mapped_column(String(100))
     replied: Mapped[bool | None] = mapped_column(Boolean)
     reply_text: Mapped[str | None] = mapped_column(Text)
-    reply_at: Mapped[datetime | None] = mapped_column(DateTime)
-    reply_recorded_at: Mapped[datetime | None] = mapped_column(DateTime)
+    reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reply_recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     repost_of: Mapped[str | None] = mapped_column(String(512))
 
 
@@ -115,12 +139,12 @@ class Incident(Base):
     department: Mapped[str] = mapped_column(String(200), default="")
     # open → acknowledged → closed
     state: Mapped[str] = mapped_column(String(20), default="open", index=True)
-    started_at: Mapped[datetime] = mapped_column(DateTime)  # clocks count from here
-    opened_at: Mapped[datetime] = mapped_column(DateTime)
-    last_post_at: Mapped[datetime] = mapped_column(DateTime)
-    acked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)  # clocks count from here
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_post_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acked_by: Mapped[str | None] = mapped_column(String(200))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set when an officer merged this incident into another: it is closed, and says where to.
     merged_into: Mapped[int | None] = mapped_column(Integer)
     # another story of the event an open incident is about (event mode): its alerts are digested
@@ -129,7 +153,7 @@ class Incident(Base):
     first_post_url: Mapped[str | None] = mapped_column(Text)
     post_count: Mapped[int] = mapped_column(Integer, default=0)
     # When the escalation tick next has work for this incident: found by index, not scan.
-    next_step_at: Mapped[datetime | None] = mapped_column(DateTime)
+    next_step_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     clocks: Mapped[list[Clock]] = relationship(
         back_populates="incident", order_by="Clock.due_at", lazy="selectin"
@@ -141,7 +165,7 @@ class IncidentPost(Base):
 
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id"), primary_key=True, index=True)
-    added_at: Mapped[datetime] = mapped_column(DateTime)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Clock(Base):
@@ -151,9 +175,9 @@ class Clock(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
     name: Mapped[str] = mapped_column(String(100))
-    started_at: Mapped[datetime] = mapped_column(DateTime)
-    due_at: Mapped[datetime] = mapped_column(DateTime)
-    met_at: Mapped[datetime | None] = mapped_column(DateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    met_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     met_by: Mapped[str | None] = mapped_column(String(200))
     evidence: Mapped[str | None] = mapped_column(Text)
     # A regrade can make a clock no longer apply; it is kept, not deleted, for the record.
@@ -169,7 +193,7 @@ class Event(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -190,15 +214,15 @@ class Notification(Base):
     severity: Mapped[str | None] = mapped_column(String(20))
     tier: Mapped[int] = mapped_column(Integer)
     tags: Mapped[list] = mapped_column(JSON)
-    scheduled_at: Mapped[datetime] = mapped_column(DateTime)
-    fired_at: Mapped[datetime] = mapped_column(DateTime)
+    scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # sent | superseded (a later step of the same clock and tier was due at once) | dry_run
     disposition: Mapped[str] = mapped_column(String(20), default="sent")
     title: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     body_md: Mapped[str | None] = mapped_column(Text)  # markdown, for DingTalk, WeCom, Feishu
     # Over the alert budget ([alerts] new_incidents_per_hour): delivered then, inside a digest.
-    held_until: Mapped[datetime | None] = mapped_column(DateTime)
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Outbox(Base):
@@ -218,9 +242,9 @@ class Outbox(Base):
     # pending | sending | sent | digest | failed (given up) | no_target | dropped (a held repeat, answered first)
     state: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
@@ -229,7 +253,7 @@ class DeliveryAttempt(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
     ok: Mapped[bool] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(Text)
 
@@ -240,13 +264,13 @@ class ReportRun(Base):
     __tablename__ = "report_runs"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    scheduled_at: Mapped[datetime] = mapped_column(DateTime, unique=True)
+    scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime, unique=True)
     period: Mapped[str] = mapped_column(String(40))
     # pending | sent | failed (given up) | skipped (before this installation ran)
     state: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_targets: Mapped[list] = mapped_column(JSON, default=list)  # who has it, so a retry skips them
     files: Mapped[list] = mapped_column(JSON, default=list)
     last_error: Mapped[str | None] = mapped_column(Text)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

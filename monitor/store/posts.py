@@ -9,7 +9,6 @@ from datetime import datetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from monitor.clock import to_db
 from monitor.sources import RawPost
 from monitor.sources.times import believable
 from monitor.store.models import Post, Source
@@ -44,7 +43,7 @@ def _insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
 
 def _published(published: datetime | None, now: datetime) -> dict:
     kept, note = believable(published, now)
-    return {"published_at": to_db(kept), "time_note": note}
+    return {"published_at": kept, "time_note": note}
 
 
 REPLY_FIELDS = ("reply_status", "replied", "reply_text", "reply_at")
@@ -53,7 +52,7 @@ REPLY_FIELDS = ("reply_status", "replied", "reply_text", "reply_at")
 def content_hash(title: str | None, body: str | None, published: datetime | None) -> str:
     """What tells apart items that share a guid: their text and their date (a notice issued
     again carries the same words under a new date)."""
-    when = to_db(published).isoformat() if published is not None else ""
+    when = published.isoformat() if published is not None else ""
     return hashlib.sha256(f"{title or ''}\n{body or ''}\n{when}".encode()).hexdigest()[:16]
 
 
@@ -104,7 +103,7 @@ def store_posts(session: Session, source_id: int, posts: list[RawPost], now: dat
             known[key] = tuple(row[1:6])
     for key, (post_id, *stored) in known.items():
         p = by_id[key]
-        fresh = (p.reply_status, p.replied, p.reply_text, to_db(p.reply_at))
+        fresh = (p.reply_status, p.replied, p.reply_text, p.reply_at)
         if p.replied is not None and fresh != tuple(stored):
             session.execute(
                 update(Post).where(Post.id == post_id)
@@ -119,11 +118,11 @@ def store_posts(session: Session, source_id: int, posts: list[RawPost], now: dat
             "body": p.body,
             "author": p.author,
             **_published(p.published_at, now),
-            "fetched_at": to_db(now),
+            "fetched_at": now,
             "reply_status": p.reply_status,
             "replied": p.replied,
             "reply_text": p.reply_text,
-            "reply_at": to_db(p.reply_at),
+            "reply_at": p.reply_at,
             "repost_of": p.repost_of,
         }
         for key, p in by_id.items()
