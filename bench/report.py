@@ -29,7 +29,7 @@ from monitor.reports.period import iso_week  # noqa: E402
 from monitor.reports.weekly import make_report  # noqa: E402
 from monitor.severity import SEVERITIES  # noqa: E402
 from monitor.store import db  # noqa: E402
-from monitor.store.models import Clock, Event, Incident, IncidentPost, Match, Post, Source  # noqa: E402
+from monitor.store.models import Event, Incident, IncidentPost, Match, Post, ResponseClock, Source  # noqa: E402
 
 DEPARTMENTS = ["应急管理局", "生态环境局", "住房和城乡建设局", "信访局", "市场监督管理局", "人力资源和社会保障局",
                "交通运输局", "教育局", "卫生健康委员会", "公安局", "水利局", "城市管理局"]
@@ -83,7 +83,7 @@ def fill(url: str, cfg, posts: int, incidents: int, rng: random.Random) -> None:
             for pid in post_ids[n * 10:(n + 1) * 10]:
                 link_rows.append({"incident_id": n + 1, "post_id": pid, "added_at": naive(opened)})
                 match_rows.append({"post_id": pid, "rule": rule, "terms": [rule[:2]], "severity": severity, "category": category, "department": ""})
-        for table, rows in ((Incident, incident_rows), (Clock, clock_rows), (Event, event_rows), (IncidentPost, link_rows), (Match, match_rows)):
+        for table, rows in ((Incident, incident_rows), (ResponseClock, clock_rows), (Event, event_rows), (IncidentPost, link_rows), (Match, match_rows)):
             for i in range(0, len(rows), 50_000):
                 conn.execute(insert(table), rows[i:i + 50_000])
     engine.dispose()

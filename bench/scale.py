@@ -33,7 +33,7 @@ from monitor.app import build  # noqa: E402
 from monitor.clock import FakeClock  # noqa: E402
 from monitor.config import load  # noqa: E402
 from monitor.sources import RawPost  # noqa: E402
-from monitor.store.models import Clock, Incident, IncidentPost, Post, Source  # noqa: E402
+from monitor.store.models import Incident, IncidentPost, Post, ResponseClock, Source  # noqa: E402
 from monitor.store.posts import store_posts  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "complaints" / "fuzhou12345" / "fz12345_water_complaints_2016-2020.csv"
@@ -72,7 +72,7 @@ def main() -> None:
                               "next_step_at": (now + timedelta(minutes=rng.randint(-1 if i % 2000 == 0 else 1, 600)))})
             clocks.append({"incident_id": i + 1, "name": "权威回应", "started_at": opened, "due_at": (opened + timedelta(hours=48)), "active": True})
         with app.engine.begin() as conn:
-            for table, rows in ((Incident, incidents), (Clock, clocks)):
+            for table, rows in ((Incident, incidents), (ResponseClock, clocks)):
                 for k in range(0, len(rows), 20_000):
                     conn.execute(insert(table), rows[k:k + 20_000])
             conn.execute(insert(Source), [{"id": 1, "name": "bench", "url": "http://127.0.0.1/", "kind": "feed", "consecutive_failures": 0, "posts_total": 0}])

@@ -23,7 +23,7 @@ from monitor.clock import FakeClock, iso_local, parse_iso
 from monitor.config import Config
 from monitor.incidents.service import ActionError
 from monitor.sources import RawPost
-from monitor.store.models import Clock as ClockRow
+from monitor.store.models import ResponseClock as ClockRow
 from monitor.store.models import Event, Incident, IncidentPost, Notification, Post
 from monitor.store.models import Match as MatchRow
 from monitor.store.posts import source_row, store_posts

@@ -15,7 +15,7 @@ from monitor.config import HttpConfig, SourceConfig, load
 from monitor.sources import health
 from monitor.sources.http import make_client
 from monitor.sources.poll import Poller
-from monitor.store.models import Clock, Event, Notification, Post, Source
+from monitor.store.models import Event, Notification, Post, ResponseClock, Source
 
 from .conftest import PaceTime, Route, shared, write_config
 
@@ -192,7 +192,7 @@ def test_reply_becomes_evidence_and_duty_is_asked_to_confirm(world, server, rece
     with app.sessions() as s:
         post = s.scalars(select(Post).where(Post.external_id == "9356769")).one()
         incident_id = incident_of(s, "9356769")
-        clock = s.scalars(select(Clock).where(Clock.incident_id == incident_id)).one()
+        clock = s.scalars(select(ResponseClock).where(ResponseClock.incident_id == incident_id)).one()
         note = s.scalars(select(Notification).where(Notification.key == f"{incident_id}:reply:{post.id}")).one()
         assert [e.data["post"] for e in s.scalars(select(Event).where(Event.kind == "reply_seen"))] == [post.id]
     assert post.replied is True and post.reply_status == "已办理"
@@ -204,7 +204,7 @@ def test_reply_becomes_evidence_and_duty_is_asked_to_confirm(world, server, rece
 def test_reply_can_meet_the_48h_clock_by_itself(world, server):
     app, _ = _reply_world(world, server, extra='[incidents]\nreply_meets = "权威回应"\n')
     with app.sessions() as s:
-        clock = s.scalars(select(Clock).where(Clock.incident_id == incident_of(s, "9356769"))).one()
+        clock = s.scalars(select(ResponseClock).where(ResponseClock.incident_id == incident_of(s, "9356769"))).one()
     assert clock.met_at is not None and clock.met_by == "system:留言板答复"
     assert clock.evidence == "https://liuyan.people.com.cn/threads/content?tid=9356769"
 

@@ -29,7 +29,7 @@ def world(tmp_path, receiver, apprise_extra="", extra=""):
 
 def send(app, key, title, tags=("duty",)):
     with app.sessions.begin() as s:
-        fire(s, Alert(key, None, None, "test", 0, tuple(tags), app.clock.now(), title, f"{title}：正文"), app.clock.now(), app.channels)
+        fire(s, Alert(key, None, None, "handoff", 0, tuple(tags), app.clock.now(), title, f"{title}：正文"), app.clock.now(), app.channels)
 
 
 def test_mail_and_webhook_both_receive(tmp_path, receiver, smtp):
@@ -47,7 +47,7 @@ def test_an_e_mail_alert_keeps_its_lines_in_the_text_part_and_has_a_real_html_pa
     cfg, app, clock = world(tmp_path, receiver, f"  - mailto://127.0.0.1:{port}?from=monitor@example.gov.cn&to=duty@example.gov.cn&mode=insecure:\n      tag: mail\n")
     body = "规则：危化品爆炸 <重大>\n首条：鼓楼区化工厂发生爆炸 & 起火\n处置：monitor incidents ack 1"
     with app.sessions.begin() as s:
-        fire(s, Alert("m1", None, None, "test", 0, ("mail",), clock.now(), "【重大】新舆情事件 #1：危化品爆炸", body), clock.now(), app.channels)
+        fire(s, Alert("m1", None, None, "handoff", 0, ("mail",), clock.now(), "【重大】新舆情事件 #1：危化品爆炸", body), clock.now(), app.channels)
     deliver_due(app.sessions, app.channels, clock, cfg.main.alerts)
     parts = box.parts()
     text = parts["text/plain"].replace("\r\n", "\n")
@@ -282,7 +282,7 @@ def test_one_delivery_job_drains_a_burst_instead_of_100_per_cycle(tmp_path, rece
     cfg, app, clock = world(tmp_path, receiver, extra="[alerts]\nstorm_threshold = 0\n")
     with app.sessions.begin() as s:
         for i in range(250):
-            fire(s, Alert(f"b{i}", None, None, "test", 0, ("duty",), clock.now(), f"【一般】提醒 #{i}", "正文"), clock.now(), app.channels)
+            fire(s, Alert(f"b{i}", None, None, "handoff", 0, ("duty",), clock.now(), f"【一般】提醒 #{i}", "正文"), clock.now(), app.channels)
     daemon = Daemon(cfg, clock)
     daemon.delivery = Delivery(app.sessions, app.channels, clock, cfg.main.alerts)
     assert daemon.deliver_job() == 250

@@ -15,7 +15,7 @@ from monitor.clock import FakeClock
 from monitor.config import load
 from monitor.incidents.cluster import Clusterer, features
 from monitor.sources import RawPost
-from monitor.store.models import Clock, Incident, IncidentPost, Notification, Post
+from monitor.store.models import Incident, IncidentPost, Notification, Post, ResponseClock
 from monitor.store.posts import source_row, store_posts
 
 from .conftest import utc, write_config
@@ -79,7 +79,7 @@ def test_a_post_joining_an_answered_incident_tells_the_duty_tier(tmp_path, recei
     body = next(p["payload"]["message"] for p in receiver.posts if "事件有新进展" in p["payload"]["title"])
     assert "城东河道又黑臭了" in body and "请研判是否需要再次回应" in body
     with w.app.sessions() as s:
-        assert [c.name for c in s.scalars(select(Clock))] == ["权威回应"]  # alert only: no new clock
+        assert [c.name for c in s.scalars(select(ResponseClock))] == ["权威回应"]  # alert only: no new clock
 
 
 def test_reopen_starts_the_answered_clocks_again_for_the_new_wave(tmp_path, receiver):
@@ -91,7 +91,7 @@ def test_reopen_starts_the_answered_clocks_again_for_the_new_wave(tmp_path, rece
     w.clock.set(T0 + 2 * H)
     w.post("b", "城东河道又黑臭了")
     with w.app.sessions() as s:
-        clocks = {c.name: (c.started_at, c.due_at, c.met_at) for c in s.scalars(select(Clock))}
+        clocks = {c.name: (c.started_at, c.due_at, c.met_at) for c in s.scalars(select(ResponseClock))}
     assert clocks["权威回应（第2轮）"] == (T0 + 2 * H, T0 + 50 * H, None)
     assert w.kinds() == ["opened", "progress"]
     w.post("c", "城东河道仍然黑臭")  # the new round is open: nothing more to tell

@@ -20,7 +20,7 @@ from monitor.matching.matcher import Matcher
 from monitor.sources.http import make_client, retry_after
 from monitor.sources.poll import Poller
 from monitor.store.faults import DbHealth, describe, is_transient
-from monitor.store.models import Clock as ClockRow
+from monitor.store.models import ResponseClock as ClockRow
 from monitor.store.models import Incident, Match, Notification, Outbox, Post, Source
 
 from .conftest import Route, rss, shared, utc, write_config
@@ -321,7 +321,7 @@ def test_a_locked_database_loses_no_post_and_blames_no_source(world, server):
 def test_a_send_whose_record_meets_a_lock_is_recorded_later_and_never_sent_twice(world, receiver):
     cfg, app = world(extra='[database]\nbusy_timeout = "0.3s"\n')
     with app.sessions.begin() as s:
-        fire(s, Alert("k1", None, None, "test", 0, ("duty",), NOW, "【测试】一条告警", "正文"), NOW, app.channels)
+        fire(s, Alert("k1", None, None, "handoff", 0, ("duty",), NOW, "【测试】一条告警", "正文"), NOW, app.channels)
     locker = Locker(db_path(cfg))
     receiver.on_post = lambda payload: locker.__enter__()  # the lock arrives while the alert is on the wire
     delivery = Delivery(app.sessions, app.channels, app.clock, cfg.main.alerts)

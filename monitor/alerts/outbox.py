@@ -28,7 +28,7 @@ from monitor.alerts.channels import Channels, is_permanent
 from monitor.clock import Clock, backoff, show, show_due, time_left
 from monitor.config import AlertsConfig
 from monitor.store.faults import is_transient
-from monitor.store.models import Clock as ClockRow
+from monitor.store.models import ResponseClock as ClockRow
 from monitor.store.models import DeliveryAttempt, Notification, Outbox
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from monitor.config import MainConfig
 from monitor.incidents.clocks import clock_start
 from monitor.incidents.record import ActionError, Planner, changed, drop_held_steps, event, link
 from monitor.severity import SEVERITIES
-from monitor.store.models import Clock, Incident, IncidentPost, Post
+from monitor.store.models import Incident, IncidentPost, Post, ResponseClock
 
 
 class Actions:
@@ -82,7 +82,7 @@ class Actions:
             clock.active = name in plans
         for name, plan in plans.items():
             if name not in existing:
-                session.add(Clock(incident_id=incident.id, name=name, started_at=plan.started_at, due_at=plan.due_at))
+                session.add(ResponseClock(incident_id=incident.id, name=name, started_at=plan.started_at, due_at=plan.due_at))
         session.flush()
         session.refresh(incident, ["clocks"])
         after = [{"name": c.name, "due_at": c.due_at.isoformat(), "met_at": c.met_at.isoformat() if c.met_at else None}
@@ -164,7 +164,7 @@ class Actions:
         source.post_count -= len(posts)
         self._recompute_first(session, source, [p for r, p in links if (r, p) not in chosen], now, actor)
         for plan in self.planner.plan(new, new.severity, seen):
-            session.add(Clock(incident_id=new.id, name=plan.name, started_at=plan.started_at, due_at=plan.due_at))
+            session.add(ResponseClock(incident_id=new.id, name=plan.name, started_at=plan.started_at, due_at=plan.due_at))
         session.flush()
         session.refresh(new, ["clocks"])
         event(session, source, now, actor, "split_out", into=new.id, posts=[p.id for p in posts])

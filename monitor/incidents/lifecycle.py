@@ -22,7 +22,7 @@ from monitor.incidents.heat import Heat, measure
 from monitor.incidents.record import ACTIONS_SEEN, RESHAPING, SYSTEM, Planner, changed, event, link, round_of
 from monitor.matching.matcher import Match, post_text
 from monitor.severity import rank
-from monitor.store.models import Clock, Event, Incident, IncidentPost, Post, Source
+from monitor.store.models import Event, Incident, IncidentPost, Post, ResponseClock, Source
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class Lifecycle:
             clusterer.remember(post.external_id, seen_at, about, incident.id, sketch)
         for plan in self.planner.plan(incident, incident.severity, seen_at):
             session.add(
-                Clock(incident_id=incident.id, name=plan.name, started_at=plan.started_at, due_at=plan.due_at)
+                ResponseClock(incident_id=incident.id, name=plan.name, started_at=plan.started_at, due_at=plan.due_at)
             )
         session.flush()
         session.refresh(incident, ["clocks"])
@@ -189,7 +189,7 @@ class Lifecycle:
             for base in dict.fromkeys(round_of(c.name)[0] for c in active):
                 if base in plans:
                     name = f"{base}（第{number}轮）"
-                    session.add(Clock(incident_id=incident.id, name=name, started_at=seen_at, due_at=plans[base].due_at))
+                    session.add(ResponseClock(incident_id=incident.id, name=name, started_at=seen_at, due_at=plans[base].due_at))
                     reopened.append(name)
             session.flush()
             session.refresh(incident, ["clocks"])

@@ -20,7 +20,7 @@ from monitor.reports.model import CHANGE, DATE, HOURS, INT, MINUTES, PCT, TEXT, 
 from monitor.reports.period import Period
 from monitor.reports.stats import change, percentile, rate
 from monitor.severity import SEVERITIES
-from monitor.store.models import Clock, Event, Incident, IncidentPost, Match, Post, Source
+from monitor.store.models import Event, Incident, IncidentPost, Match, Post, ResponseClock, Source
 
 ON_TIME, LATE, OVERDUE, PENDING = "按时完成", "超时完成", "超时未完成", "未到期"
 EVENT_NAMES = {
@@ -70,12 +70,12 @@ def _count_posts(session: Session, period: Period) -> int:
 def _clock_facts(session: Session, period: Period) -> list[ClockFact]:
     rows = session.execute(
         select(
-            Clock.incident_id, Incident.department, Incident.severity, Clock.name, Clock.started_at,
-            Clock.due_at, Clock.met_at, Clock.met_by, Incident.rule, Incident.title,
+            ResponseClock.incident_id, Incident.department, Incident.severity, ResponseClock.name, ResponseClock.started_at,
+            ResponseClock.due_at, ResponseClock.met_at, ResponseClock.met_by, Incident.rule, Incident.title,
         )
-        .join(Incident, Incident.id == Clock.incident_id)
-        .where(Clock.active.is_(True), Clock.due_at >= period.start, Clock.due_at < period.end)
-        .order_by(Clock.due_at, Clock.id)
+        .join(Incident, Incident.id == ResponseClock.incident_id)
+        .where(ResponseClock.active.is_(True), ResponseClock.due_at >= period.start, ResponseClock.due_at < period.end)
+        .order_by(ResponseClock.due_at, ResponseClock.id)
     ).all()
     return [
         ClockFact(r[0], r[1] or "（未指定）", r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])

@@ -70,6 +70,15 @@ def make_client(cfg: HttpConfig, connections: int | None = None) -> httpx.Client
     )
 
 
+# What a failed connection or transfer means, the first class that fits (most specific first).
+_TRANSPORT = (
+    (httpx.DecodingError, "响应解压失败：{e}"),
+    (httpx.ConnectError, "连接失败：无法连接服务器（{name}: {e}）"),
+    (httpx.RemoteProtocolError, "服务器的响应不符合 HTTP 协议（{name}: {e}）"),
+    (httpx.ReadError, "读取响应时连接中断（{name}: {e}）"),
+    (Exception, "连接失败：{name}: {e}"),
+)
+
 POOL_WAIT = 5.0  # seconds a fetch waits for a free connection before it is put back
 
 
@@ -164,15 +173,8 @@ def fetch(
         if time.monotonic() - started > deadline:
             raise overdue() from None
         raise FetchError("请求超时：服务器长时间没有发送数据") from None
-    except httpx.DecodingError as e:
-        raise FetchError(f"响应解压失败：{e}") from None
-    except httpx.ConnectError as e:
-        raise FetchError(f"连接失败：无法连接服务器（{type(e).__name__}: {e}）") from None
-    except httpx.RemoteProtocolError as e:
-        raise FetchError(f"服务器的响应不符合 HTTP 协议（{type(e).__name__}: {e}）") from None
-    except httpx.ReadError as e:
-        raise FetchError(f"读取响应时连接中断（{type(e).__name__}: {e}）") from None
-    except httpx.TransportError as e:
-        raise FetchError(f"连接失败：{type(e).__name__}: {e}") from None
+    except (httpx.DecodingError, httpx.TransportError) as e:
+        what = next(text for kind, text in _TRANSPORT if isinstance(e, kind))
+        raise FetchError(what.format(name=type(e).__name__, e=e)) from None
     except httpx.InvalidURL as e:
         raise FetchError(f"地址无效：{e}") from None

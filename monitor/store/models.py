@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Enum,
     Float,
     ForeignKey,
     Index,
@@ -43,6 +44,22 @@ class UTCDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
+# The values a state or kind column may hold, checked by the database too (a CHECK constraint;
+# plain strings in Python, so `incident.state == "closed"` reads as before).
+INCIDENT_STATES = ("open", "acknowledged", "closed")
+OUTBOX_STATES = ("pending", "sending", "sent", "failed", "digest", "dropped")
+DISPOSITIONS = ("sent", "superseded", "dry_run")
+NOTIFICATION_KINDS = ("opened", "reminder", "escalation", "progress", "suggest", "reply", "handoff",
+                      "source_failing", "source_quiet", "source_recovered", "channel_failing", "database_outage")
+SOURCE_KINDS = ("feed", "json", "html", "replay")  # replay: posts read by `monitor replay`
+HEALTH_STATES = ("ok", "failing", "quiet")
+REPORT_STATES = ("pending", "sent", "failed", "skipped")  # skipped: due before the monitor first ran
+
+
+def choice(name: str, values: tuple[str, ...]) -> Enum:
+    return Enum(*values, name=name, native_enum=False, create_constraint=True, length=20, validate_strings=True)
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -53,7 +70,7 @@ class Source(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     url: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(String(20), default="feed")
+    kind: Mapped[str] = mapped_column(choice("ck_sources_kind", SOURCE_KINDS), default="feed")
     etag: Mapped[str | None] = mapped_column(Text)
     last_modified: Mapped[str | None] = mapped_column(Text)
     body_hash: Mapped[str | None] = mapped_column(String(64))
@@ -68,7 +85,7 @@ class Source(Base):
     # Moving average of seconds between polls that brought new items: "usual" for quiet alerts.
     new_item_gap_s: Mapped[float | None] = mapped_column(Float)
     # ok | failing | quiet, and since when: one alert per episode, keyed by its start.
-    health_state: Mapped[str] = mapped_column(String(20), default="ok", server_default="ok")
+    health_state: Mapped[str] = mapped_column(choice("ck_sources_health_state", HEALTH_STATES), default="ok", server_default="ok")
     health_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
@@ -138,7 +155,7 @@ class Incident(Base):
     category: Mapped[str] = mapped_column(String(200), default="")
     department: Mapped[str] = mapped_column(String(200), default="")
     # open → acknowledged → closed
-    state: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    state: Mapped[str] = mapped_column(choice("ck_incidents_state", INCIDENT_STATES), default="open", index=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)  # clocks count from here
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_post_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -155,8 +172,8 @@ class Incident(Base):
     # When the escalation tick next has work for this incident: found by index, not scan.
     next_step_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    clocks: Mapped[list[Clock]] = relationship(
-        back_populates="incident", order_by="Clock.due_at", lazy="selectin"
+    clocks: Mapped[list[ResponseClock]] = relationship(
+        back_populates="incident", order_by="ResponseClock.due_at", lazy="selectin"
     )
 
 
@@ -168,9 +185,11 @@ class IncidentPost(Base):
     added_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class Clock(Base):
-    __tablename__ = "clocks"
-    __table_args__ = (UniqueConstraint("incident_id", "name", name="uq_clocks_incident_name"),)
+class ResponseClock(Base):
+    """One response deadline of an incident (发布权威信息 in 5 h, 权威回应 in 48 h, …)."""
+
+    __tablename__ = "response_clocks"
+    __table_args__ = (UniqueConstraint("incident_id", "name", name="uq_response_clocks_incident_name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
@@ -209,7 +228,7 @@ class Notification(Base):
     # NULL for alerts about the system itself (a source failing or gone quiet).
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
     clock: Mapped[str | None] = mapped_column(String(100))
-    kind: Mapped[str] = mapped_column(String(20))  # opened | reminder | escalation
+    kind: Mapped[str] = mapped_column(choice("ck_notifications_kind", NOTIFICATION_KINDS))
     # the incident's level when fired (NULL: about the system, or fired before migration 0012)
     severity: Mapped[str | None] = mapped_column(String(20))
     tier: Mapped[int] = mapped_column(Integer)
@@ -217,7 +236,7 @@ class Notification(Base):
     scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime)
     fired_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # sent | superseded (a later step of the same clock and tier was due at once) | dry_run
-    disposition: Mapped[str] = mapped_column(String(20), default="sent")
+    disposition: Mapped[str] = mapped_column(choice("ck_notifications_disposition", DISPOSITIONS), default="sent")
     title: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     body_md: Mapped[str | None] = mapped_column(Text)  # markdown, for DingTalk, WeCom, Feishu
@@ -240,7 +259,7 @@ class Outbox(Base):
     target_display: Mapped[str] = mapped_column(Text)  # apprise's privacy form of the URL
     tag: Mapped[str] = mapped_column(String(100))
     # pending | sending | sent | digest | failed (given up) | no_target | dropped (a held repeat, answered first)
-    state: Mapped[str] = mapped_column(String(20), default="pending")
+    state: Mapped[str] = mapped_column(choice("ck_outbox_state", OUTBOX_STATES), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -267,7 +286,7 @@ class ReportRun(Base):
     scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime, unique=True)
     period: Mapped[str] = mapped_column(String(40))
     # pending | sent | failed (given up) | skipped (before this installation ran)
-    state: Mapped[str] = mapped_column(String(20), default="pending")
+    state: Mapped[str] = mapped_column(choice("ck_report_runs_state", REPORT_STATES), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_targets: Mapped[list] = mapped_column(JSON, default=list)  # who has it, so a retry skips them
