@@ -30,7 +30,8 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.alerts.handoff import send_handoffs
-from monitor.alerts.outbox import Alert, Delivery, fire
+from monitor.alerts.log import Alert, fire
+from monitor.alerts.outbox import Delivery
 from monitor.app import App, build, load_channels, make_matcher, setup_logging
 from monitor.clock import Clock, SystemClock, show, show_delta
 from monitor.config import Config, ConfigError, expand_rule_paths

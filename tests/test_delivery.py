@@ -6,7 +6,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from monitor.alerts.outbox import Alert, deliver_due, fire
+from monitor.alerts.log import Alert, fire
+from monitor.alerts.outbox import deliver_due
 from monitor.app import build
 from monitor.clock import FakeClock
 from monitor.config import load

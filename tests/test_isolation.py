@@ -11,7 +11,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from monitor.alerts.outbox import Alert, Delivery, fire
+from monitor.alerts.log import Alert, fire
+from monitor.alerts.outbox import Delivery
 from monitor.app import build
 from monitor.clock import FakeClock
 from monitor.config import HttpConfig, SourceConfig, load

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitor.alerts.channels import Channels
-from monitor.alerts.outbox import Alert, fire
+from monitor.alerts.log import Alert, fire
 from monitor.alerts.render import render_handoff
 from monitor.alerts.roster import person_tag, shift_starts
 from monitor.config import MainConfig

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from monitor.alerts.channels import Channels
-from monitor.alerts.outbox import Alert, fire
+from monitor.alerts.log import Alert, fire
 from monitor.alerts.render import IncidentView, render_all, render_progress, render_reply, render_source_health
 from monitor.alerts.templates import compile_templates
 from monitor.config import MainConfig
