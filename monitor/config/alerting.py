@@ -18,21 +18,26 @@ class Tier(_Model):
     name: str = Field(min_length=1)
     tags: list[str] = Field(min_length=1)
 
+
 DEFAULT_TIERS = (
     Tier(name="值班员", tags=["duty"]),
     Tier(name="科室负责人", tags=["lead"]),
     Tier(name="分管领导", tags=["leader"]),
 )
 
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
+
 _HHMM = re.compile(r"^([01]?\d|2[0-4]):([0-5]\d)$")
+
 
 def _hhmm(value: str) -> str:
     m = _HHMM.match(value.strip())
     if not m or (m.group(1) == "24" and m.group(2) != "00"):
         raise ValueError(f"时间 {value!r} 应为 HH:MM（00:00–24:00）")
     return f"{int(m.group(1)):02d}:{m.group(2)}"
+
 
 class Person(_Model):
     """Someone on the roster, and where their alerts go. Secrets: put URLs with tokens in
@@ -42,6 +47,7 @@ class Person(_Model):
     tags: list[str] = []  # targets in the apprise config
     urls: list[str] = []  # apprise URLs of this person's own; ${VAR} is expanded
     department: str = ""
+
 
 class Shift(_Model):
     """Who is on duty for a tier: by weekday and time, or on given dates (holidays), which
@@ -58,11 +64,13 @@ class Shift(_Model):
 
     _t = field_validator("start", "end")(lambda cls, v: _hhmm(v))
 
+
 class QuietHours(_Model):
     start: str = "23:00"
     end: str = "07:00"
 
     _t = field_validator("start", "end")(lambda cls, v: _hhmm(v))
+
 
 class SeverityPolicy(_Model):
     """Overrides of [escalation] for one severity."""
@@ -72,6 +80,7 @@ class SeverityPolicy(_Model):
     ack_timeout: MaybeDuration = None  # not acknowledged within this → next tier, and on
     repeat_every: MaybeDuration = None
     quiet: bool | None = None  # hold reminders during quiet hours (never for 特别重大)
+
 
 class EscalationConfig(_Model):
     # "50%" = when half the time is gone; "1h" = one hour before the deadline.
@@ -105,6 +114,7 @@ class EscalationConfig(_Model):
             raise ValueError("应大于 0")
         return v
 
+
 class AlertsConfig(_Model):
     apprise_config: str = "apprise.yml"
     notify_on_open: bool = True
@@ -133,6 +143,7 @@ class AlertsConfig(_Model):
     # due within group_interval of it wait for the next multiple of group_interval (Beijing
     # clock: :00, :15, :30, :45) and go as one digest. 0 sends each on its own.
     group_interval: Duration = timedelta(minutes=15)
+
 
 class TemplateTexts(_Model):
     title: str | None = None

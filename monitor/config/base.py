@@ -18,6 +18,7 @@ class ConfigError(Exception):
         self.problems = problems
         super().__init__("\n".join(problems))
 
+
 def repeated(names) -> list[str]:
     """The names written more than once, in the order their repeats appear."""
     seen: set[str] = set()
@@ -28,8 +29,10 @@ def repeated(names) -> list[str]:
         seen.add(name)
     return list(again)
 
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
 
 def _duration(value: Any) -> Any:
     if value is None or isinstance(value, timedelta):
@@ -38,5 +41,6 @@ def _duration(value: Any) -> Any:
 
 # A length of time as written in the files ("90s", "5m", "48h", "3d"), read once here.
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
 
 MaybeDuration = Annotated[timedelta | None, BeforeValidator(_duration)]

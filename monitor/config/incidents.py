@@ -41,6 +41,7 @@ class ClockRule(_Model):
                 and (not self.categories or category in self.categories)
                 and rule not in self.exclude_rules and category not in self.exclude_categories)
 
+
 class HeatRule(_Model):
     """When an incident is this hot, raise its severity (or suggest it to the duty officer)."""
 
@@ -56,17 +57,20 @@ class HeatRule(_Model):
             raise ValueError("[[heat]] 需要 posts_per_hour、sources、authors 至少一项")
         return self
 
+
 class CalendarConfig(_Model):
     """Holidays and make-up workdays (调休) beyond what chinese-calendar knows."""
 
     holidays: list[date] = []
     workdays: list[date] = []
 
+
 DEFAULT_CLOCKS = (
     ClockRule(name="发布权威信息", severities=["特别重大", "重大"], within=timedelta(hours=5)),
     ClockRule(name="召开新闻发布会", severities=["特别重大", "重大"], within=timedelta(hours=24)),
     ClockRule(name="权威回应", severities=["较大", "一般"], within=timedelta(hours=48)),
 )
+
 
 class IncidentConfig(_Model):
     # A post joins the open incident of its rule if that incident saw a post this recently.
@@ -95,6 +99,7 @@ class IncidentConfig(_Model):
     # open one, names (two complaints about 光明港 in different words)
     cluster_threshold_named: float = Field(0.7, gt=0, le=1)
     near_duplicate: float = Field(0.8, ge=0, le=1)
+
 
 class MatchingConfig(_Model):
     # Characters of the title and of the body that are matched (and clustered); the rest of a

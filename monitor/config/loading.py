@@ -53,6 +53,7 @@ class Config:
         override = os.environ.get("MONITOR_APPRISE_CONFIG")
         return self.resolve(override or self.main.alerts.apprise_config)
 
+
 def resolve_database_url(cfg: Config) -> str:
     """Environment first, then file, then the config value, then SQLite in the state dir."""
     db = cfg.main.database
@@ -76,6 +77,7 @@ def resolve_database_url(cfg: Config) -> str:
     secrets.register_url(url, user_is_secret=False)
     return url
 
+
 _MESSAGES = {
     "missing": "缺少必填项",
     "extra_forbidden": "未知的配置项（拼写错误？）",
@@ -95,6 +97,7 @@ _MESSAGES = {
     "model_type": "应为表（table）",
 }
 
+
 def _message(err: dict) -> str:
     kind = err["type"]
     if kind == "literal_error":
@@ -108,11 +111,13 @@ def _message(err: dict) -> str:
         return f"取值 {err.get('input')!r} 无效，应 {op} {limit}"
     return _MESSAGES.get(kind, err["msg"])
 
+
 def _format_loc(loc: tuple) -> str:
     out = ""
     for part in loc:
         out += f"[{part + 1}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
 
 def _load_toml(path: Path) -> tuple[dict, str]:
     try:
@@ -128,6 +133,7 @@ def _load_toml(path: Path) -> tuple[dict, str]:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError([_syntax_error(path, text, str(e))]) from None
 
+
 def _syntax_error(path: Path, text: str, message: str) -> str:
     """tomllib says "Invalid value (at line 3, column 5)"; we say path:3: … （第 5 列）."""
     m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
@@ -137,6 +143,7 @@ def _syntax_error(path: Path, text: str, message: str) -> str:
         last = len(text.splitlines()) or 1
         return f"{path}:{last}: TOML 语法错误：{message.removesuffix(' (at end of document)')}（文件末尾）"
     return f"{path}: TOML 语法错误：{message}"
+
 
 def _validate(model: type[BaseModel], path: Path, data: dict, text: str) -> Any:
     try:
@@ -151,6 +158,7 @@ def _validate(model: type[BaseModel], path: Path, data: dict, text: str) -> Any:
             key = _format_loc(loc)
             problems.append(f"{where}: {key + '：' if key else ''}{_message(err)}")
         raise ConfigError(problems) from None
+
 
 def _line_naming(text: str, message: str) -> int | None:
     """A check across tables (a duplicate name, a person a shift names but nobody defines) has
@@ -173,6 +181,7 @@ def _line_naming(text: str, message: str) -> int | None:
                 return number
     return None
 
+
 def expand_rule_paths(paths: list[Path]) -> list[Path]:
     """Rules may be split across files, or live in a directory of *.toml files."""
     out: list[Path] = []
@@ -182,6 +191,7 @@ def expand_rule_paths(paths: list[Path]) -> list[Path]:
         else:
             out.append(path)
     return out
+
 
 def load_rules(paths: list[Path]) -> list[WatchRule]:
     rules: list[WatchRule] = []
@@ -198,6 +208,7 @@ def load_rules(paths: list[Path]) -> list[WatchRule]:
     if problems:
         raise ConfigError(problems)
     return rules
+
 
 def load(path: str | Path, watchwords: str | Path | None = None) -> Config:
     path = Path(path).resolve()

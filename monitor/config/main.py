@@ -24,11 +24,13 @@ class DatabaseConfig(_Model):
     # SQLite: how long a statement waits for another writer before "database is locked".
     busy_timeout: Duration = timedelta(seconds=30)
 
+
 class DaemonConfig(_Model):
     state_dir: str | None = None
     poll_check: Duration = timedelta(seconds=5)
     workers: int = Field(4, ge=1, le=32)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
 
 class ReportConfig(_Model):
     """The weekly report (周报), made and sent by the daemon on a cron schedule."""
@@ -53,12 +55,14 @@ class ReportConfig(_Model):
             raise ValueError(f"无法识别的 cron 表达式 {v!r}（应为 分 时 日 月 周，如 \"0 9 * * 1\"）：{e}") from None
         return v
 
+
 class DemoConfig(_Model):
     """The bundled demo serves its own feed and alert receiver on loopback."""
 
     port: int = Field(8765, ge=1, le=65535)
     posts: str = "demo-posts.json"
     alerts_log: str = "demo-alerts.log"
+
 
 class MainConfig(_Model):
     watchwords: str | list[str] = "watchwords.toml"

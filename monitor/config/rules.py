@@ -11,6 +11,7 @@ from monitor.severity import Severity
 
 Boundary = Literal["word", "token", "none"]
 
+
 class TermEntry(_Model):
     """A term written as an inline table: its aliases, its own boundary, and conditions of
     its own: it counts only near given words, it weighs more than others, it tolerates
@@ -24,6 +25,7 @@ class TermEntry(_Model):
     weight: float = Field(1.0, gt=0)  # what one occurrence adds to the rule's score
     gaps: bool | None = None  # None: the rule's
 
+
 class FieldCounts(_Model):
     """min_count per field: the rule holds when any field reaches its count."""
 
@@ -36,7 +38,9 @@ class FieldCounts(_Model):
             raise ValueError("min_count 表至少要写 title 或 body")
         return self
 
+
 TermLike = str | TermEntry
+
 
 class NearSpec(_Model):
     """Any of a within `within` characters of any of b (a and b: a word or a list of words)."""
@@ -52,6 +56,7 @@ class NearSpec(_Model):
         if not words or any(not w.strip() for w in words):
             raise ValueError("near 的 a、b 需要非空的词或词列表")
         return v
+
 
 class WatchRule(_Model):
     name: str = Field(min_length=1)
@@ -88,6 +93,7 @@ class WatchRule(_Model):
         if any(not g for g in groups):
             raise ValueError("all 中的每一组至少要有一个词")
         return groups
+
 
 class RuleFile(_Model):
     rule: list[WatchRule] = []

@@ -14,6 +14,7 @@ class HostPoliteness(_Model):
     concurrency: int | None = Field(None, ge=1)
     delay: MaybeDuration = None
 
+
 class HttpConfig(_Model):
     timeout: float = Field(20.0, gt=0)  # seconds for connecting and for each read
     # Seconds for a whole fetch, connect to last byte: a server that drips one byte a second
@@ -39,6 +40,7 @@ class HttpConfig(_Model):
             raise ValueError("HTTP 头只能包含 ASCII 字符")
         return v
 
+
 class FieldMap(_Model):
     """Where each post field is in a board item: a dotted path into a JSON item, or a CSS
     selector relative to an HTML item (`::text`, `::attr(name)`; `@name` is the item's own
@@ -53,6 +55,7 @@ class FieldMap(_Model):
     reply_status: str | None = None
     reply_text: str | None = None
     reply_time: str | None = None
+
 
 class SourceConfig(_Model):
     name: str = Field(min_length=1)
@@ -104,8 +107,10 @@ class SourceConfig(_Model):
     def page_body(self, index: int) -> str | None:
         return None if self.body is None else self.body.replace("{page}", str(self.first_page + index * self.page_step))
 
+
 class SourceFile(_Model):
     source: list[SourceConfig] = []
+
 
 class HealthConfig(_Model):
     """When a source gets one alert: failing N times in a row, or quiet for longer than usual."""
