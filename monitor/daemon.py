@@ -23,7 +23,6 @@ import signal
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Callable
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -34,7 +33,8 @@ from monitor.alerts.log import Alert, fire
 from monitor.alerts.outbox import Delivery
 from monitor.app import App, build, load_channels, make_matcher, setup_logging
 from monitor.clock import Clock, SystemClock, show, show_delta
-from monitor.config import Config, ConfigError, expand_rule_paths
+from monitor.config import Config, ConfigError
+from monitor.config.changes import by_name, describe_changes, needs_restart, read_bytes, rule_files, signature
 from monitor.config import load as load_config
 from monitor.alerts.notices import Alerting
 from monitor.sources.http import make_client
@@ -113,8 +113,8 @@ class Daemon:
             id="poll", executor="dispatch", next_run_time=self._soon())
         job(self._guarded("升级检查", self.tick_job), "interval", seconds=main.escalation.tick.total_seconds(), id="tick",
             executor="tick", next_run_time=self._soon())
-        self.config_signature = self._config_signature()
-        self.apprise_bytes = _read(cfg.apprise_path)
+        self.config_signature = signature(self.cfg)
+        self.apprise_bytes = read_bytes(cfg.apprise_path)
         job(self.rules_job, "interval", seconds=2, id="rules")
         job(self._guarded("告警投递", self.deliver_job), "interval", seconds=main.alerts.deliver_every.total_seconds(),
             id="deliver", executor="deliver", next_run_time=self._soon())
@@ -209,29 +209,12 @@ class Daemon:
 
     def rules_job(self) -> None:
         """Reload the whole configuration on SIGHUP or when one of its files changes."""
-        signature = self._config_signature()
-        if not self.reload_requested.is_set() and signature == self.config_signature:
+        now_on_disk = signature(self.cfg)
+        if not self.reload_requested.is_set() and now_on_disk == self.config_signature:
             return
         self.reload_requested.clear()
-        self.config_signature = signature
+        self.config_signature = now_on_disk
         self.reload()
-
-    def _rule_files(self) -> list[Path]:
-        names = self.cfg.main.watchwords if isinstance(self.cfg.main.watchwords, list) else [self.cfg.main.watchwords]
-        return expand_rule_paths([self.cfg.resolve(n) for n in names])
-
-    def _config_files(self) -> list[Path]:
-        return [self.cfg.path, self.cfg.apprise_path, *self._rule_files()]
-
-    def _config_signature(self) -> tuple:
-        out = []
-        for path in self._config_files():
-            try:
-                st = path.stat()
-                out.append((str(path), st.st_mtime_ns, st.st_size))
-            except OSError:
-                out.append((str(path), None, None))
-        return tuple(out)
 
     def reload(self) -> bool:
         """Validate the new configuration whole (monitor.toml, rules, apprise.yml), then apply
@@ -244,8 +227,8 @@ class Daemon:
                 raise ConfigError([f"{old.path}: 没有任何 [[rule]]"])
             channels = load_channels(new)
         except ConfigError as e:
-            rule_files = {str(p) for p in self._rule_files()}
-            if e.problems and all(any(problem.startswith(f) for f in rule_files) for problem in e.problems):
+            rules = {str(p) for p in rule_files(self.cfg)}
+            if e.problems and all(any(problem.startswith(f) for f in rules) for problem in e.problems):
                 log.error("规则文件有误，继续使用原有的 %d 条规则：%s", len(old.rules), "；".join(e.problems))
             else:
                 log.error("配置有误，继续使用原有配置：%s", "；".join(e.problems))
@@ -254,7 +237,7 @@ class Daemon:
         if new.rules != old.rules:
             matcher = make_matcher(new, new.rules)
             matcher.segmenter.initialize()  # the slow part, before anything is swapped
-        frozen = _needs_restart(old, new)
+        frozen = needs_restart(old, new)
         main = new.main
         try:
             self.poller.register(main.source)  # rows for added sources: the one write, first
@@ -265,7 +248,7 @@ class Daemon:
             self.config_signature = ()  # try again at the next look
             return False
         changes = describe_changes(old, new)
-        apprise_now = _read(new.apprise_path)
+        apprise_now = read_bytes(new.apprise_path)
         if apprise_now != self.apprise_bytes:
             changes.append("告警地址（apprise 配置）已更新")
         app = self.app
@@ -283,7 +266,7 @@ class Daemon:
         for job_id, seconds in (("poll", main.daemon.poll_check), ("tick", main.escalation.tick), ("deliver", main.alerts.deliver_every)):
             self.scheduler.reschedule_job(job_id, trigger="interval", seconds=seconds.total_seconds())
         if new.rules != old.rules:
-            added, removed, changed = _by_name(old.rules, new.rules)
+            added, removed, changed = by_name(old.rules, new.rules)
             log.info("规则已重新加载：%d 条（新增 %s；删除 %s；修改 %s）", len(new.rules),
                      "、".join(added) or "无", "、".join(removed) or "无", "、".join(changed) or "无")
         log.info("配置已重新加载：%s", "；".join(changes) or "没有变化")
@@ -366,54 +349,6 @@ class Daemon:
         finally:
             self.stop()
         return 0
-
-
-# What a reload cannot change under a running daemon: the database, the worker pool, the demo.
-_FROZEN = {"数据库地址": lambda c: c.database_url(), "轮询线程数（[daemon] workers）": lambda c: c.main.daemon.workers,
-           "状态目录": lambda c: c.state_dir, "演示（[demo]）": lambda c: c.main.demo, "周报开关": lambda c: c.main.report.enabled,
-           "日志级别": lambda c: c.main.daemon.log_level}
-
-# Sections of monitor.toml a person names when saying what changed, in the order they read them.
-_SECTIONS = (("值班人员", "person"), ("班次", "shift"), ("值班梯队", "tier"), ("升级策略", "escalation"), ("回应时限", "clock"),
-             ("告警设置", "alerts"), ("模板", "templates"), ("事件归并", "incidents"), ("热度", "heat"), ("匹配", "matching"),
-             ("来源健康", "health"), ("周报", "report"), ("抓取", "http"), ("节假日", "calendar"))
-
-
-def _needs_restart(old: Config, new: Config) -> list[str]:
-    out = []
-    for name, get in _FROZEN.items():
-        try:
-            if get(old) != get(new):
-                out.append(name)
-        except ConfigError:
-            out.append(name)
-    return out
-
-
-def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
-
-
-def _by_name(before: list, after: list) -> tuple[list[str], list[str], list[str]]:
-    """Names added, removed and changed between two lists of named items (sources, rules)."""
-    a, b = {x.name: x for x in before}, {x.name: x for x in after}
-    return sorted(set(b) - set(a)), sorted(set(a) - set(b)), sorted(n for n in set(a) & set(b) if a[n] != b[n])
-
-
-def describe_changes(old: Config, new: Config) -> list[str]:
-    """What a reload changed, in words: sources and rules by name, other sections by name."""
-    out = []
-    for label, a, b in (("来源", old.main.source, new.main.source), ("规则", old.rules, new.rules)):
-        parts = [f"{verb} {'、'.join(names)}" for verb, names in zip(("新增", "删除", "修改"), _by_name(a, b)) if names]
-        if parts:
-            out.append(f"{label}{'，'.join(parts)}")
-    sections = [label for label, key in _SECTIONS if getattr(old.main, key, None) != getattr(new.main, key, None)]
-    if sections:
-        out.append("已更新：" + "、".join(sections))
-    return out
 
 
 def run(cfg: Config) -> int:
