@@ -4,7 +4,7 @@ Cheap work first: one Aho–Corasick scan finds every word any rule mentions; a 
 without a rule's trigger term is done there. jieba segments only the blocks around
 occurrences that need a boundary check. Every verdict carries its reasons.
 
-Rule keys (see config.WatchRule):
+Rule keys (see config/rules.py, WatchRule):
   terms         any of these (and their aliases) triggers the rule
   all           each group: at least one of its words must also occur
   none          any of these words: the post does not match
@@ -33,176 +33,38 @@ occurrences, so one hostile post cannot hold the pipeline.
 from __future__ import annotations
 
 import re
-import unicodedata
-from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field
+from bisect import bisect_left
 from pathlib import Path
 
 import ahocorasick
 
+from monitor.matching.compiled import CompiledRule, Ref, Word, cuts_allowed, listed, refs_of
 from monitor.matching.normalize import normalize, normalize_map, original_span
-from monitor.matching.segment import Segmenter, is_block_char
+from monitor.matching.segment import Segmenter
+from monitor.matching.spans import FIELD_NAMES, LazyCuts, Phrases, closest, is_gap
+from monitor.matching.verdicts import (  # the engine's types, importable from here as before
+    BOUNDARY_NAMES, EXPLAIN_HITS, FIELDS, MAX_CHARS, Match, RuleSpec, Term, TermHit, Verdict, post_text,
+)
 from monitor.severity import rank
 
-FIELDS = ("title", "body")
-MAX_CHARS = 50_000  # default cut per field; [matching] max_chars
-EXPLAIN_HITS = 100  # occurrences listed per verdict; the count says how many there were
-BOUNDARY_NAMES = {"word": "跨词", "token": "非完整词"}
-
-
-@dataclass(frozen=True)
-class Term:
-    text: str  # the watchword as written
-    boundary: str | None = None  # None: the rule's
-    aliases: tuple[str, ...] = ()
-    near: tuple[str, ...] = ()  # counts only with one of these within `within` characters
-    within: int = 20
-    weight: float = 1.0
-    gaps: bool | None = None  # None: the rule's
-
-
-@dataclass(frozen=True)
-class RuleSpec:
-    name: str
-    terms: tuple  # str | Term
-    severity: str
-    category: str = ""
-    department: str = ""
-    all: tuple = ()  # tuple of groups, each a tuple of str | Term
-    none: tuple = ()
-    none_phrases: tuple = ()
-    near: tuple = ()  # (a, b, within)
-    boundary: str = "word"
-    min_count: int | dict = 1  # or {"title": 1, "body": 2}
-    fields: tuple = FIELDS
-    lead_chars: int | None = None
-    region: str = ""
-    tags: tuple = ()
-    score: float | None = None
-    group: str = ""
-    gaps: bool = False
-
-
-@dataclass(frozen=True)
-class TermHit:
-    term: str  # the watchword (an alias reports its term)
-    start: int  # in the original field text
-    end: int
-    field: str = "title"
-    matched: str = ""  # the text that occurred (an alias, or the term)
-    reason: str = ""  # for a rejected occurrence: why
-
-
-@dataclass(frozen=True)
-class Verdict:
-    rule: RuleSpec
-    matched: bool
-    hits: tuple[TermHit, ...] = ()
-    rejected: tuple[TermHit, ...] = ()
-    checks: tuple[str, ...] = ()  # what was checked and how it came out, for people
-
-    @property
-    def terms(self) -> list[str]:
-        return list(dict.fromkeys(h.term for h in self.hits))
-
-    def explanation(self) -> dict:
-        out = {
-            "hits": [{"term": h.term, "text": h.matched, "field": h.field, "start": h.start, "end": h.end}
-                     for h in self.hits[:EXPLAIN_HITS]],
-            "rejected": [{"term": h.term, "field": h.field, "start": h.start, "end": h.end, "reason": h.reason}
-                         for h in self.rejected[:EXPLAIN_HITS]],
-            "checks": list(self.checks),
-        }
-        # A post of 10,000 occurrences is stored with the first hundred and the counts.
-        if len(self.hits) > EXPLAIN_HITS:
-            out["hits_total"] = len(self.hits)
-        if len(self.rejected) > EXPLAIN_HITS:
-            out["rejected_total"] = len(self.rejected)
-        return out
-
-
-Match = Verdict  # a Verdict that matched
-
-
-def post_text(title: str, body: str) -> str:
-    # A newline keeps jieba from joining the last title word with the first body word.
-    return f"{title}\n{body}" if body else title
-
-
-@dataclass
-class _Word:
-    """One searched string and every role it plays, for every rule."""
-
-    key: str
-    boundaries: set = field(default_factory=set)
-    allowed_cuts: frozenset = frozenset()
-
-
-@dataclass(frozen=True)
-class _Ref:
-    key: str
-    shown: str  # the term it stands for
-    written: str  # as written (alias or term)
-    boundary: str
-    near: tuple = ()  # _Refs: one of them must stand within `within` characters
-    within: int = 0
-    weight: float = 1.0
-    gaps: bool = False
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    spec: RuleSpec
-    triggers: tuple[_Ref, ...]
-    groups: tuple[tuple[_Ref, ...], ...]
-    excluded: tuple[_Ref, ...]
-    phrases: tuple[str, ...]
-    near: tuple[tuple[tuple[_Ref, ...], tuple[_Ref, ...], int], ...]
-    trigger_of: dict  # searched string -> its trigger refs: a rule of 100 terms looks up only what occurred
-
-
-def _refs(items, default: str, gaps: bool = False) -> list[_Ref]:
-    refs = []
-    keys = set()
-    for item in items:
-        term = item if isinstance(item, Term) else Term(str(item))
-        boundary = term.boundary or default
-        near = tuple(_Ref(normalize(w), w, w, boundary) for w in term.near)
-        for written in (term.text, *term.aliases):
-            key = normalize(written)
-            if key in keys:
-                # An alias that folds to its term (擾民 → 扰民), or a term written twice: the
-                # same word, so one occurrence is one hit.
-                continue
-            keys.add(key)
-            refs.append(_Ref(key, term.text, written, boundary, near, term.within, term.weight,
-                             gaps if term.gaps is None else term.gaps))
-    return refs
-
-
-def _listed(words) -> list:
-    return [words] if isinstance(words, (str, Term)) else list(words)
-
-
-def _allowed_cuts(key: str) -> frozenset:
-    """Offsets inside a term where jieba always cuts ('·', '-', spaces): not held against it."""
-    return frozenset(i for i in range(1, len(key)) if not (is_block_char(key[i - 1]) and is_block_char(key[i])))
+__all__ = ["BOUNDARY_NAMES", "EXPLAIN_HITS", "FIELDS", "MAX_CHARS", "Match", "Matcher", "RuleSpec", "Term", "TermHit",
+           "Verdict", "post_text"]
 
 
 class Matcher:
     def __init__(self, rules: list[RuleSpec], cache_dir: Path | None = None, max_chars: int = MAX_CHARS):
         self.rules = rules
         self.max_chars = max_chars  # 0: no cut
-        self._compiled: list[_Compiled] = []
-        self._words: dict[str, _Word] = {}
+        self._compiled: list[CompiledRule] = []
+        self._words: dict[str, Word] = {}
         for rule in rules:
-            c = _Compiled(
+            c = CompiledRule(
                 rule,
-                tuple(_refs(rule.terms, rule.boundary, rule.gaps)),
-                tuple(tuple(_refs(group, rule.boundary)) for group in rule.all),
-                tuple(_refs(rule.none, rule.boundary)),
+                tuple(refs_of(rule.terms, rule.boundary, rule.gaps)),
+                tuple(tuple(refs_of(group, rule.boundary)) for group in rule.all),
+                tuple(refs_of(rule.none, rule.boundary)),
                 tuple(normalize(p) for p in rule.none_phrases),
-                tuple((tuple(_refs(_listed(a), rule.boundary)), tuple(_refs(_listed(b), rule.boundary)), int(w)) for a, b, w in rule.near),
+                tuple((tuple(refs_of(listed(a), rule.boundary)), tuple(refs_of(listed(b), rule.boundary)), int(w)) for a, b, w in rule.near),
                 {},
             )
             for ref in c.triggers:
@@ -211,10 +73,10 @@ class Matcher:
             refs = [*c.triggers, *(r for g in c.groups for r in g), *c.excluded, *(r for n in c.near for side in n[:2] for r in side),
                     *(n for t in c.triggers for n in t.near)]
             for ref in refs:
-                word = self._words.setdefault(ref.key, _Word(ref.key, allowed_cuts=_allowed_cuts(ref.key)))
+                word = self._words.setdefault(ref.key, Word(ref.key, allowed_cuts=cuts_allowed(ref.key)))
                 word.boundaries.add(ref.boundary)
             for phrase in c.phrases:
-                self._words.setdefault(phrase, _Word(phrase)).boundaries.add("none")
+                self._words.setdefault(phrase, Word(phrase)).boundaries.add("none")
         self._automaton = ahocorasick.Automaton()
         for key in self._words:
             if key:
@@ -222,7 +84,7 @@ class Matcher:
         self._empty = not self._words
         if not self._empty:
             self._automaton.make_automaton()
-        self._triggers: dict[str, list[_Compiled]] = {}
+        self._triggers: dict[str, list[CompiledRule]] = {}
         for c in self._compiled:
             for ref in c.triggers:
                 self._triggers.setdefault(ref.key, []).append(c)
@@ -270,7 +132,7 @@ class Matcher:
             candidates = list(self._compiled)
         else:
             # Through the index from word to rules: cost follows what occurs, not the rule count.
-            chosen: dict[int, _Compiled] = {}
+            chosen: dict[int, CompiledRule] = {}
             for f in FIELDS:
                 for key in [*found[f], *(gapped[f] if gapped else ())]:
                     for c in self._triggers.get(key, ()):
@@ -279,8 +141,8 @@ class Matcher:
             candidates = list(chosen.values())
         if not candidates:
             return []
-        cuts = _LazyCuts(self, norm, found)
-        notes = tuple(f"{_FIELD_NAMES[f]}过长（{n} 字），只匹配了前 {self.max_chars} 字" for f, n in cut.items())
+        cuts = LazyCuts(self, norm, found)
+        notes = tuple(f"{FIELD_NAMES[f]}过长（{n} 字），只匹配了前 {self.max_chars} 字" for f, n in cut.items())
         verdicts = [self._judge(c, texts, norm, found, cuts, notes, gapped) for c in candidates]
         verdicts = self._first_of_group(verdicts)
         verdicts.sort(key=lambda v: (not v.matched, rank(v.rule.severity), self._order[v.rule.name]))
@@ -304,7 +166,7 @@ class Matcher:
         """Occurrences of `gaps` terms with separators between their characters, found in the
         text with the separators taken out, as spans of the text: only those plain scanning
         missed (the span is longer than the term)."""
-        kept = [i for i, ch in enumerate(text) if not _is_gap(ch)]
+        kept = [i for i, ch in enumerate(text) if not is_gap(ch)]
         if len(kept) == len(text):
             return {}
         compact = "".join(text[i] for i in kept)
@@ -325,7 +187,7 @@ class Matcher:
 
     # ---- judging one rule ----------------------------------------------------------
 
-    def _valid(self, ref: _Ref, f: str, span: tuple[int, int], cuts: "_LazyCuts") -> str:
+    def _valid(self, ref: Ref, f: str, span: tuple[int, int], cuts: "LazyCuts") -> str:
         """'' when the occurrence counts; otherwise the reason it does not."""
         if ref.boundary == "none":
             return ""
@@ -350,7 +212,7 @@ class Matcher:
                         out.append((ref, f, *span))
         return out
 
-    def _judge(self, c: _Compiled, texts, norm, found, cuts, cut_notes=(), gapped=None) -> Verdict:
+    def _judge(self, c: CompiledRule, texts, norm, found, cuts, cut_notes=(), gapped=None) -> Verdict:
         rule = c.spec
         fields = [f for f in FIELDS if f in rule.fields]
         hits, rejected, checks = [], [], list(cut_notes)
@@ -364,7 +226,7 @@ class Matcher:
             o_start, o_end = original_span(norm[f][1], start, end)
             return TermHit(ref.shown, o_start, o_end, f, texts[f][o_start:o_end], reason)
 
-        phrases = {f: _Phrases([span for p in c.phrases for span in found[f].get(p, ())]) for f in fields}
+        phrases = {f: Phrases([span for p in c.phrases for span in found[f].get(p, ())]) for f in fields}
         # Title and body as one text for distances: offsets of the body follow the title.
         offset = {"title": 0, "body": len(norm["title"][0])}
         near_words: dict[tuple, list] = {}
@@ -421,11 +283,11 @@ class Matcher:
         elif isinstance(rule.min_count, dict):
             counts = {f: sum(1 for h in hits if h.field == f) for f in FIELDS}
             reached = [f for f, n in rule.min_count.items() if counts[f] >= n]
-            wanted = "或".join(f"{_FIELD_NAMES[f]} {n} 次" for f, n in rule.min_count.items())
+            wanted = "或".join(f"{FIELD_NAMES[f]} {n} 次" for f, n in rule.min_count.items())
             if not reached:
                 checks.append(f"关键词成立：标题 {counts['title']} 次、正文 {counts['body']} 次，未达到 {wanted}")
                 return Verdict(rule, False, tuple(hits), tuple(rejected), tuple(checks))
-            checks.append(f"{_FIELD_NAMES[reached[0]]}中关键词成立 {counts[reached[0]]} 次（要求 {wanted}）")
+            checks.append(f"{FIELD_NAMES[reached[0]]}中关键词成立 {counts[reached[0]]} 次（要求 {wanted}）")
         elif len(hits) < rule.min_count:
             checks.append(f"关键词成立 {len(hits)} 次，少于 min_count = {rule.min_count}")
             return Verdict(rule, False, tuple(hits), tuple(rejected), tuple(checks))
@@ -435,7 +297,7 @@ class Matcher:
             present = self._occurrences([ref], fields, found, cuts)
             if present:
                 _r, f, s, e = present[0]
-                checks.append(f"出现排除词「{ref.written}」（{_FIELD_NAMES[f]}第 {original_span(norm[f][1], s, e)[0] + 1} 字）：不匹配")
+                checks.append(f"出现排除词「{ref.written}」（{FIELD_NAMES[f]}第 {original_span(norm[f][1], s, e)[0] + 1} 字）：不匹配")
                 matched = False
         if c.excluded and matched:
             checks.append("排除词均未出现：" + "、".join(r.written for r in c.excluded))
@@ -454,7 +316,7 @@ class Matcher:
             return [(r, offset[f] + start, offset[f] + end) for r, f, start, end in self._occurrences(refs, fields, found, cuts, phrases)]
 
         for a, b, within in c.near:
-            close = _closest(placed(a), placed(b))
+            close = closest(placed(a), placed(b))
             a_words, b_words = "/".join(r.written for r in a), "/".join(r.written for r in b)
             if close is not None and close[0] <= within:
                 checks.append(f"「{close[1]}」与「{close[2]}」相距 {close[0]} 字（≤ {within}）")
@@ -464,84 +326,3 @@ class Matcher:
         if matched and len(checks) == notes:
             checks.append(f"关键词成立 {len(hits)} 次")
         return Verdict(rule, matched, tuple(hits), tuple(rejected), tuple(checks))
-
-
-_FIELD_NAMES = {"title": "标题", "body": "正文"}
-
-
-def _is_gap(ch: str) -> bool:
-    """What evasions put between a term's characters: white space, punctuation, symbols and
-    emoji, invisible and combining marks (variation selectors)."""
-    if ch.isspace():
-        return True
-    cat = unicodedata.category(ch)
-    return cat[0] in "PSZ" or cat in ("Cf", "Mn", "Me", "Sk")
-
-
-class _Phrases:
-    """Occurrences of vetoing phrases, sorted, so finding the one that holds a span is a
-    bisect instead of a scan: a post of thousands of phrases stays linear."""
-
-    def __init__(self, spans: list[tuple[int, int]]):
-        self.spans = sorted(spans)
-        self.starts = [s for s, _e in self.spans]
-        self.longest = max((e - s for s, e in self.spans), default=0)
-
-    def holding(self, span: tuple[int, int]):
-        """The phrase that holds this occurrence (and is more than it), if any."""
-        start, end = span
-        lo = bisect_left(self.starts, start - self.longest)
-        for p in self.spans[lo:bisect_right(self.starts, start)]:
-            if end <= p[1] and p != (start, end):
-                return p
-        return None
-
-
-def _closest(a_found, b_found):
-    """(distance, a word, b word) of the closest pair, or None: sorted sweeps, not all pairs.
-
-    For a at [sa, ea): among b starting at or after sa the nearest is the first to start;
-    among b starting before, the one reaching furthest right.
-    """
-    if not a_found or not b_found:
-        return None
-    if len(a_found) * len(b_found) <= 10_000:
-        # Every pair: ties go to the smallest words, as they always have (the replay's output).
-        return min((max(0, sb - ea, sa - eb), ra.written, rb.written) for ra, sa, ea in a_found for rb, sb, eb in b_found)
-    bs = sorted(b_found, key=lambda x: x[1])
-    starts = [x[1] for x in bs]
-    reach = []  # reach[i]: the b among bs[:i+1] that ends last
-    for item in bs:
-        reach.append(item if not reach or item[2] > reach[-1][2] else reach[-1])
-    best = None
-    for ra, sa, ea in a_found:
-        i = bisect_left(starts, sa)
-        if i < len(bs):
-            rb, sb, _eb = bs[i]
-            d = max(0, sb - ea)
-            if best is None or d < best[0]:
-                best = (d, ra.written, rb.written)
-        if i > 0:
-            rb, _sb, eb = reach[i - 1]
-            d = max(0, sa - eb)
-            if best is None or d < best[0]:
-                best = (d, ra.written, rb.written)
-    return best
-
-
-class _LazyCuts:
-    """jieba boundaries per field, computed on first need, only around occurrences."""
-
-    def __init__(self, matcher: Matcher, norm, found):
-        self.matcher = matcher
-        self.norm = norm
-        self.found = found
-        self._cuts: dict[str, set[int]] = {}
-
-    def get(self, f: str) -> set[int]:
-        if f not in self._cuts:
-            spans = [span for key, spans in self.found[f].items() for span in spans
-                     if self.matcher._words[key].boundaries - {"none"}]
-            text = self.norm[f][0]
-            self._cuts[f] = self.matcher.segmenter.boundaries(text, spans) if spans else set()
-        return self._cuts[f]
