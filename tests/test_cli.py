@@ -62,6 +62,9 @@ def test_an_officer_command_never_creates_an_empty_database(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "找不到数据库" in err and "STATE_DIRECTORY" in err and "不存在" not in err
     assert not (tmp_path / "cfg" / "monitor.db").exists()
+    assert main(["rules", "dry-run", "--config", str(cfg)]) == 1  # the rule maintainers' commands neither
+    assert "找不到数据库" in capsys.readouterr().err
+    assert not (tmp_path / "cfg" / "monitor.db").exists()
     assert main(["db", "upgrade", "--config", str(cfg)]) == 0  # the one command that makes it
     assert main(["incidents", "ack", "1", "--config", str(cfg)]) == 1
     assert "事件 #1 不存在" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from monitor.cli.common import command, group
+from monitor.cli.common import command, group, open_db
 from monitor.clock import SystemClock, parse_duration, show
 from monitor.config import ConfigError, expand_rule_paths, load, load_rules
 
@@ -148,22 +148,13 @@ def _sample_texts(args) -> list[tuple[str, str]]:
         from monitor.clock import SystemClock
         from monitor.store.models import Post
 
-        engine, sessions = _store(args, load(args.config))
+        _cfg, engine, sessions = open_db(args)  # the daemon's store; never a new, empty one
         since = SystemClock().now() - parse_duration(args.since)
         with sessions() as session:
             out += [(t or "", b or "") for t, b in session.execute(
                 select(Post.title, Post.body).where(Post.fetched_at >= since).order_by(Post.id.desc()).limit(20000))]
         engine.dispose()
     return out
-
-
-def _store(args, cfg):
-    """The configured store (or --database), migrated: (engine, sessions)."""
-    from monitor.store import db
-
-    engine = db.make_engine(getattr(args, "database", None) or cfg.database_url(), cfg.main.database.busy_timeout.total_seconds())
-    db.upgrade(engine)
-    return engine, db.session_factory(engine)
 
 
 def _cut_in_context(matcher, rules, texts) -> list[str]:
@@ -194,17 +185,15 @@ def dry_run(args) -> int:
 
     from monitor.app import rule_specs
     from monitor.matching.matcher import Matcher
-
     from monitor.store.models import Match, Post
 
-    cfg = load(args.config)
     try:
         since = parse_duration(args.since)
     except ValueError as e:
         print(f"--since 无法识别：{e}", file=sys.stderr)
         return 2
+    cfg, engine, sessions = open_db(args)  # the daemon's store; never a new, empty one
     paths, rules = _rules(args) if args.rules else (cfg.rule_paths, cfg.rules)
-    engine, sessions = _store(args, cfg)
     start = SystemClock().now() - since
     matcher = Matcher(rule_specs(rules))
     active: Counter = Counter()
