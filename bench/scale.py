@@ -70,7 +70,7 @@ def main() -> None:
                               "terms": [], "post_count": 1,
                               # most incidents have their next step in the future; a few are due now
                               "next_step_at": (now + timedelta(minutes=rng.randint(-1 if i % 2000 == 0 else 1, 600)))})
-            clocks.append({"incident_id": i + 1, "name": "权威回应", "started_at": opened, "due_at": (opened + timedelta(hours=48)), "active": True})
+            clocks.append({"incident_id": i + 1, "name": "权威回应", "started_at": opened, "due_at": opened + timedelta(hours=48), "active": True})
         with app.engine.begin() as conn:
             for table, rows in ((Incident, incidents), (ResponseClock, clocks)):
                 for k in range(0, len(rows), 20_000):

@@ -30,13 +30,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.alerts.handoff import send_handoffs
 from monitor.alerts.log import Alert, fire
+from monitor.alerts.notices import Alerting
 from monitor.alerts.outbox import Delivery
 from monitor.app import App, build, load_channels, make_matcher, setup_logging
 from monitor.clock import Clock, SystemClock, show, show_delta
 from monitor.config import Config, ConfigError
-from monitor.config.changes import by_name, describe_changes, needs_restart, read_bytes, rule_files, signature
 from monitor.config import load as load_config
-from monitor.alerts.notices import Alerting
+from monitor.config.changes import by_name, describe_changes, needs_restart, read_bytes, signature
+from monitor.config.loading import rule_files
 from monitor.sources.http import make_client
 from monitor.sources import health
 from monitor.sources.engine import PollEngine

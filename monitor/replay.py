@@ -23,8 +23,7 @@ from monitor.clock import FakeClock, iso_local, parse_iso
 from monitor.config import Config
 from monitor.incidents.service import ActionError
 from monitor.sources import RawPost
-from monitor.store.models import ResponseClock as ClockRow
-from monitor.store.models import Event, Incident, IncidentPost, Notification, Post
+from monitor.store.models import Event, Incident, IncidentPost, Notification, Post, ResponseClock
 from monitor.store.models import Match as MatchRow
 from monitor.store.posts import source_row, store_posts
 
@@ -244,7 +243,7 @@ def _result(app, cfg: Config) -> dict:
                 .order_by(Post.published_at, Post.id)
             ).all()
             clocks = session.scalars(
-                select(ClockRow).where(ClockRow.incident_id == incident.id, ClockRow.active.is_(True)).order_by(ClockRow.due_at, ClockRow.id)
+                select(ResponseClock).where(ResponseClock.incident_id == incident.id, ResponseClock.active.is_(True)).order_by(ResponseClock.due_at, ResponseClock.id)
             ).all()
             explained = session.execute(
                 select(Post.external_id, MatchRow.terms, MatchRow.explanation)

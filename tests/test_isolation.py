@@ -108,7 +108,7 @@ def test_429_pauses_only_that_source_for_at_most_the_cap_and_fails_nothing(world
     assert p.poll(feed(server.url("/busy"), "busy")).status == "throttled"
     busy = source_row(app, "busy")
     assert busy.consecutive_failures == 0 and "请求过于频繁（HTTP 429）" in busy.last_error
-    assert busy.next_poll_at == (NOW + timedelta(minutes=30))
+    assert busy.next_poll_at == NOW + timedelta(minutes=30)
     # The host is paced: its other sources wait, and that is not their failure either.
     other = p.poll(feed(server.url("/other"), "other"))
     assert other.status == "throttled" and source_row(app, "other").consecutive_failures == 0
@@ -116,7 +116,7 @@ def test_429_pauses_only_that_source_for_at_most_the_cap_and_fails_nothing(world
     # A garbage-long value neither raises nor parks anything beyond the cap.
     p2 = poller(app, max_retry_after="30m")
     assert p2.poll(feed(server.url("/huge"), "huge")).status == "throttled"
-    assert source_row(app, "huge").next_poll_at == (NOW + timedelta(minutes=30))
+    assert source_row(app, "huge").next_poll_at == NOW + timedelta(minutes=30)
 
 
 # ---- bodies and errors -------------------------------------------------------------------
@@ -199,7 +199,7 @@ def test_old_1970_and_future_dates_never_cause_an_overdue_escalation(world, serv
     assert "晚于抓取时间" in notes["future"]
     # One incident, counted from the fresh post (the unknown dates count from the fetch);
     # the 15-day-old post is stored and matched but joins nothing and moves no clock.
-    assert len(incidents) == 1 and incidents[0].started_at == (NOW - timedelta(minutes=10))
+    assert len(incidents) == 1 and incidents[0].started_at == NOW - timedelta(minutes=10)
     assert incidents[0].post_count == 3
     assert kinds == ["opened"]
     assert count(app, Match) == 4
@@ -209,11 +209,11 @@ def test_a_clock_decades_behind_writes_one_row_per_tier_per_tick(world):
     cfg, app = world()
     with app.sessions.begin() as s:
         inc = Incident(rule="危化品爆炸", title="旧库里 1970 年的事件", severity="重大", category="", department="", state="open",
-                       started_at=(utc(1970, 1, 1)), opened_at=NOW, last_post_at=(utc(1970, 1, 1)),
+                       started_at=utc(1970, 1, 1), opened_at=NOW, last_post_at=utc(1970, 1, 1),
                        terms=["爆炸"], post_count=1, next_step_at=NOW)
         s.add(inc)
         s.flush()
-        s.add(ClockRow(incident_id=inc.id, name="发布权威信息", started_at=(utc(1970, 1, 1)), due_at=(utc(1970, 1, 1, 5))))
+        s.add(ClockRow(incident_id=inc.id, name="发布权威信息", started_at=utc(1970, 1, 1), due_at=utc(1970, 1, 1, 5)))
     for _ in range(3):
         app.pipeline.tick()
     tiers = len(cfg.main.tier)

@@ -79,7 +79,7 @@ def fire(
                         tag=tag,
                         state="pending",
                         created_at=now,
-                        next_attempt_at=(fold_until or now),
+                        next_attempt_at=fold_until or now,
                     )
                 )
         if not seen:

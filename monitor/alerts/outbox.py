@@ -23,12 +23,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import secrets
 from monitor.alerts.channels import Channels, is_permanent
-from monitor.clock import Clock, backoff, show, show_due, time_left
 from monitor.alerts.log import Alert, fire
+from monitor.clock import Clock, backoff, show, show_due, time_left
 from monitor.config import AlertsConfig
 from monitor.store.faults import is_transient
-from monitor.store.models import ResponseClock as ClockRow
-from monitor.store.models import DeliveryAttempt, Notification, Outbox
+from monitor.store.models import DeliveryAttempt, Notification, Outbox, ResponseClock
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ class Delivery:
                 .where(
                     or_(
                         (Outbox.state == "pending") & (Outbox.next_attempt_at <= now),
-                        (Outbox.state == "sending") & (Outbox.next_attempt_at <= (now - SENDING_LEASE)),
+                        (Outbox.state == "sending") & (Outbox.next_attempt_at <= now - SENDING_LEASE),
                     )
                 )
                 .order_by(_urgency(), Outbox.next_attempt_at, Outbox.id)  # never behind a queue of reminders
@@ -163,9 +162,9 @@ class Delivery:
         level), in one query for the whole digest."""
         with self.sessions() as session:
             found = session.execute(
-                select(Outbox.id, Notification.clock, ClockRow.due_at, ClockRow.met_at)
+                select(Outbox.id, Notification.clock, ResponseClock.due_at, ResponseClock.met_at)
                 .join(Notification, Notification.id == Outbox.notification_id)
-                .join(ClockRow, (ClockRow.incident_id == Notification.incident_id) & (ClockRow.name == Notification.clock))
+                .join(ResponseClock, (ResponseClock.incident_id == Notification.incident_id) & (ResponseClock.name == Notification.clock))
                 .where(Outbox.id.in_(outbox_ids))
             ).all()
         return {outbox_id: f"（{clock}：{show_due(due)} 截止，{'已完成' if met is not None else time_left(due, now)}）"
@@ -247,7 +246,7 @@ def _record(sessions, channels, clock, cfg: AlertsConfig, outbox_ids: list[int],
                 row.state = "failed"
                 log.error("告警投递放弃（已尝试 %d 次）%s：%s；最后错误：%s", row.attempts, row.target_display, title, error)
             else:
-                row.state, row.next_attempt_at = "pending", (now + retry_delay(row.attempts, cfg))
+                row.state, row.next_attempt_at = "pending", now + retry_delay(row.attempts, cfg)
                 log.warning("告警投递失败（第 %d 次，将重试）%s：%s", row.attempts, row.target_display, secrets.redact(error or ""))
                 if row.attempts == cfg.fallback_after and cfg.fallback_tags:
                     _fall_back(session, channels, row, now, cfg)

@@ -6,12 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from monitor.config.base import ConfigError
-from monitor.config.loading import Config, expand_rule_paths
-
-
-def rule_files(cfg: Config) -> list[Path]:
-    names = cfg.main.watchwords if isinstance(cfg.main.watchwords, list) else [cfg.main.watchwords]
-    return expand_rule_paths([cfg.resolve(n) for n in names])
+from monitor.config.loading import Config, rule_files
 
 
 def signature(cfg: Config) -> tuple:

@@ -193,6 +193,13 @@ def expand_rule_paths(paths: list[Path]) -> list[Path]:
     return out
 
 
+def rule_files(cfg: Config) -> list[Path]:
+    """The rule files monitor.toml names (`watchwords`), a directory read as its *.toml files as
+    they are now: a reload finds a file added to it."""
+    names = cfg.main.watchwords if isinstance(cfg.main.watchwords, list) else [cfg.main.watchwords]
+    return expand_rule_paths([cfg.resolve(n) for n in names])
+
+
 def load_rules(paths: list[Path]) -> list[WatchRule]:
     rules: list[WatchRule] = []
     problems: list[str] = []
@@ -231,11 +238,7 @@ def load(path: str | Path, watchwords: str | Path | None = None) -> Config:
         if dupes:
             raise ConfigError([f"{path}: 来源名称重复（含 source_files）：{'、'.join(dupes)}"])
         cfg.main = main = main.model_copy(update={"source": [*main.source, *extra]})
-    if watchwords is not None:
-        rule_paths = expand_rule_paths([Path(watchwords).resolve()])
-    else:
-        names = main.watchwords if isinstance(main.watchwords, list) else [main.watchwords]
-        rule_paths = expand_rule_paths([cfg.resolve(n) for n in names])
+    rule_paths = expand_rule_paths([Path(watchwords).resolve()]) if watchwords is not None else rule_files(cfg)
     cfg.rule_paths = rule_paths
     cfg.rules = load_rules(rule_paths)
     if not cfg.rules:

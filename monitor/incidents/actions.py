@@ -178,7 +178,7 @@ class Actions:
         first = min(remaining, key=lambda p: (clock_start(p.published_at, p.fetched_at), p.id))
         incident.title = (first.title or first.body)[:200] or incident.rule
         incident.first_post_url = first.url
-        incident.last_post_at = max((clock_start(p.published_at, p.fetched_at)) for p in remaining)
+        incident.last_post_at = max(clock_start(p.published_at, p.fetched_at) for p in remaining)
         start = clock_start(first.published_at, first.fetched_at)
         if start != incident.started_at:
             self.planner.move_start(session, incident, start, now, first, actor)

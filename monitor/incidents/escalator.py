@@ -140,7 +140,7 @@ class Escalator:
             return None
         recent = session.scalar(
             select(func.count()).select_from(Incident)
-            .where(Incident.rule == incident.rule, Incident.opened_at > (now - timedelta(hours=1)))
+            .where(Incident.rule == incident.rule, Incident.opened_at > now - timedelta(hours=1))
         )
         return None if recent <= budget else next_hour(now)
 

@@ -312,7 +312,7 @@ class Lifecycle:
         is kept for the session (one transaction), and the store is asked only when it fails.
         """
         window = self.cfg.incidents.window
-        earliest, latest = (seen_at - window), (seen_at + window)
+        earliest, latest = seen_at - window, seen_at + window
         recent = session.info.setdefault(_RECENT, {})
         cached = recent.get(rule)
         # Within the window on both sides: a post much older than the incident's first post
