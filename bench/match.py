@@ -28,7 +28,7 @@ DATA = Path(os.environ.get("MONITOR_SHARED_DATA", REPO.parent / "shared" / "data
 import ahocorasick  # noqa: E402
 import jieba  # noqa: E402
 
-from monitor.matching.matcher import Matcher, RuleSpec, post_text  # noqa: E402
+from monitor.matching.matcher import Matcher, WatchRule, post_text  # noqa: E402
 from monitor.matching.normalize import normalize  # noqa: E402
 
 
@@ -89,7 +89,7 @@ def main() -> None:
     figures = {}
     for n_terms in (50, 500, 5000):
         terms = watchwords(posts, n_terms, rng)
-        rules = [RuleSpec(f"r{i}", tuple(terms[i::50]), "一般") for i in range(min(50, n_terms))]
+        rules = [WatchRule(name=f"r{i}", terms=tuple(terms[i::50]), severity="一般") for i in range(min(50, n_terms))]
         matcher = Matcher(rules)
         matcher.segmenter.initialize()
         for share in (0.01, 0.10, 1.0):

@@ -140,13 +140,12 @@ def measure_pipeline(cfg_path: Path, texts) -> dict:
 
 
 def measure_matching(texts) -> dict:
-    from monitor.app import rule_specs
     from monitor.config import load
     from monitor.matching.matcher import Matcher, post_text
     from monitor.matching.normalize import normalize
 
     cfg = load(REPO / "config" / "demo.toml")
-    matcher = Matcher(rule_specs(cfg.rules))
+    matcher = Matcher(cfg.rules)
     matcher.segmenter.initialize()
     tokenizer = matcher.segmenter._tokenizer
     mb = sum(len(post_text(t, b).encode("utf-8")) for t, b in texts) / 1e6
@@ -207,13 +206,12 @@ def main() -> None:
     if not DATA.exists():
         sys.exit(f"shared data not found at {DATA} (set MONITOR_SHARED_DATA)")
 
-    from monitor.app import rule_specs
     from monitor.config import load
     from monitor.matching.matcher import Matcher
 
     rng = random.Random(20261122)
     texts = real_texts()
-    matcher = Matcher(rule_specs(load(REPO / "config" / "demo.toml").rules))
+    matcher = Matcher(load(REPO / "config" / "demo.toml").rules)
     posts, natural = choose_posts(texts, matcher, args.feeds * args.items, args.candidate_share, rng)
     print(f"real texts: {len(texts)} (with a candidate term: {natural:.1%}); bench posts: {len(posts)} "
           f"in {args.feeds} feeds, {args.candidate_share:.0%} with a candidate")

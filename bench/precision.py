@@ -28,7 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DATA = Path(os.environ.get("MONITOR_SHARED_DATA", REPO.parent / "shared" / "data"))
 
-from monitor.app import rule_specs  # noqa: E402
 from monitor.config import load_rules  # noqa: E402
 from monitor.matching.matcher import Matcher  # noqa: E402
 
@@ -42,7 +41,7 @@ def main() -> None:
         sys.exit(f"shared data not found: {path} (set MONITOR_SHARED_DATA)")
     with path.open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    matcher = Matcher(rule_specs(load_rules([Path(args.rules)])))
+    matcher = Matcher(load_rules([Path(args.rules)]))
     tp = fp = fn = 0
     for r in rows:
         hit = bool(matcher.match(r["title"], r["content"]))
@@ -76,12 +75,11 @@ def wenzheng() -> dict:
     with path.open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     rules = load_rules([REPO / "bench" / "rules" / "wenzheng.toml"])
-    specs = rule_specs(rules)
-    matcher = Matcher(specs)
+    matcher = Matcher(rules)
 
     def substring(title: str, body: str) -> str | None:
         text = f"{title}\n{body}"
-        return next((r.category for r in specs if any(getattr(t, "term", t) in text for t in r.terms)), None)
+        return next((r.category for r in rules if any(getattr(t, "term", t) in text for t in r.terms)), None)
 
     out = {}
     for half, parity in (("tune", 0), ("held_out", 1)):

@@ -17,7 +17,7 @@ from monitor.alerts.roster import person_tag
 from monitor.clock import SHANGHAI, Clock
 from monitor.config import Config, ConfigError, WatchRule
 from monitor.incidents.service import Alerting, Incidents
-from monitor.matching.matcher import Matcher, RuleSpec, Term
+from monitor.matching.matcher import Matcher
 from monitor.pipeline import Pipeline
 from monitor.store import db
 
@@ -33,31 +33,8 @@ class App:
     channels: Channels | None
 
 
-def _term(t) -> Term | str:
-    if isinstance(t, str):
-        return t
-    return Term(t.term, t.boundary, tuple(t.aliases), tuple(t.near), t.within, t.weight, t.gaps)
-
-
-def _min_count(value):
-    return value if isinstance(value, int) else {f: n for f, n in (("title", value.title), ("body", value.body)) if n}
-
-
-def rule_specs(rules: list[WatchRule]) -> list[RuleSpec]:
-    return [
-        RuleSpec(
-            r.name, tuple(map(_term, r.terms)), r.severity, r.category, r.department,
-            all=tuple(tuple(map(_term, g)) for g in r.all), none=tuple(map(_term, r.none)),
-            none_phrases=tuple(r.none_phrases), near=tuple((n.a, n.b, n.within) for n in r.near),
-            boundary=r.boundary, min_count=_min_count(r.min_count), fields=tuple(r.fields), lead_chars=r.lead_chars,
-            region=r.region, tags=tuple(r.tags), score=r.score, group=r.group, gaps=r.gaps,
-        )
-        for r in rules
-    ]
-
-
 def make_matcher(cfg: Config, rules: list[WatchRule]) -> Matcher:
-    return Matcher(rule_specs(rules), cache_dir=cfg.state_dir / "jieba", max_chars=cfg.main.matching.max_chars)
+    return Matcher(rules, cache_dir=cfg.state_dir / "jieba", max_chars=cfg.main.matching.max_chars)
 
 
 def load_channels(cfg: Config) -> Channels:

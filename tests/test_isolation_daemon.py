@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from monitor.clock import SystemClock
-from monitor.matching.matcher import Matcher, RuleSpec
+from monitor.matching.matcher import Matcher, WatchRule
 
 from .conftest import Route, rss, spawn, wait_for, write_config
 from .hostile import DripServer, FullDisk, LockedDatabase, SilentServer, loopback
@@ -106,7 +106,7 @@ def test_ticks_do_not_wait_behind_matching_a_huge_post(tmp_path, make_config):
             started.set()
             return super().match(title, body)
 
-    app.pipeline.matcher = Watched([RuleSpec("爆炸", ("爆炸",), "重大")], max_chars=0)  # no cut: seconds of matching
+    app.pipeline.matcher = Watched([WatchRule(name="爆炸", terms=("爆炸",), severity="重大")], max_chars=0)  # no cut: seconds of matching
     app.pipeline.matcher.segmenter.initialize()
     from monitor.sources import RawPost
     from monitor.store.posts import source_row, store_posts

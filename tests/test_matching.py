@@ -2,7 +2,7 @@ import csv
 
 import pytest
 
-from monitor.matching.matcher import Matcher, RuleSpec
+from monitor.matching.matcher import Matcher, WatchRule
 from monitor.matching.normalize import normalize
 from monitor.matching.segment import cuts_across
 
@@ -12,10 +12,10 @@ from .conftest import shared
 @pytest.fixture(scope="module")
 def matcher(tmp_path_factory):
     rules = [
-        RuleSpec("领导", ("市长",), "一般"),
-        RuleSpec("宗教", ("和尚",), "一般"),
-        RuleSpec("爆炸", ("爆炸", "爆燃"), "重大", "安全生产", "应急管理局"),
-        RuleSpec("地名", ("上饶", "长江"), "较大"),
+        WatchRule(name="领导", terms=("市长",), severity="一般"),
+        WatchRule(name="宗教", terms=("和尚",), severity="一般"),
+        WatchRule(name="爆炸", terms=("爆炸", "爆燃"), severity="重大", category="安全生产", department="应急管理局"),
+        WatchRule(name="地名", terms=("上饶", "长江"), severity="较大"),
     ]
     return Matcher(rules, cache_dir=tmp_path_factory.mktemp("jieba"))
 
@@ -42,7 +42,7 @@ def test_word_boundaries(matcher, text, expected):
 
 
 def test_rejected_occurrence_is_recorded():
-    m = Matcher([RuleSpec("r", ("市长", "长江"), "一般")])
+    m = Matcher([WatchRule(name="r", terms=("市长", "长江"), severity="一般")])
     [match] = m.match("南京市长江大桥", "")
     assert [(h.term, h.start, h.end) for h in match.hits] == [("长江", 3, 5)]
     assert [(h.term, h.start, h.end) for h in match.rejected] == [("市长", 2, 4)]
@@ -55,7 +55,7 @@ def test_watchwords_do_not_break_surrounding_words(matcher):
 
 
 def test_full_width_and_case_are_folded(matcher):
-    rules = [RuleSpec("r", ("PX项目",), "较大")]
+    rules = [WatchRule(name="r", terms=("PX项目",), severity="较大")]
     m = Matcher(rules)
     assert names(m.match("反对ＰＸ项目落地", "")) == ["r"]
     assert normalize("ＡＢＣ１２３") == "abc123"
@@ -69,7 +69,7 @@ def test_title_and_body_both_searched_and_severest_rule_first(matcher):
 
 
 def test_jieba_is_not_loaded_for_posts_without_candidates(tmp_path):
-    m = Matcher([RuleSpec("r", ("爆炸",), "重大")], cache_dir=tmp_path)
+    m = Matcher([WatchRule(name="r", terms=("爆炸",), severity="重大")], cache_dir=tmp_path)
     assert m.match("今天天气很好", "没有任何关键词") == []
     assert not m.segmenter._ready  # the prefilter answered alone
     assert names(m.match("发生爆炸", "")) == ["r"]
@@ -82,8 +82,8 @@ def test_jieba_cache_lives_in_the_state_dir(tmp_path):
     import sys
 
     code = (
-        "from pathlib import Path; from monitor.matching.matcher import Matcher, RuleSpec;"
-        f"m = Matcher([RuleSpec('r', ('爆炸',), '重大')], cache_dir=Path({str(tmp_path)!r}));"
+        "from pathlib import Path; from monitor.matching.matcher import Matcher, WatchRule;"
+        f"m = Matcher([WatchRule(name='r', terms=('爆炸',), severity='重大')], cache_dir=Path({str(tmp_path)!r}));"
         "assert m.match('发生爆炸', '')"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -104,7 +104,7 @@ def test_word_boundary_on_real_fuzhou_12345_posts(tmp_path):
     with path.open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 317
-    m = Matcher([RuleSpec("黑臭水体", ("黑臭",), "一般")], cache_dir=tmp_path)
+    m = Matcher([WatchRule(name="黑臭水体", terms=("黑臭",), severity="一般")], cache_dir=tmp_path)
     substring = [r for r in rows if "黑臭" in normalize(r["title"] + "\n" + r["content"])]
     kept = [r for r in substring if m.match(r["title"], r["content"])]
 
@@ -120,7 +120,7 @@ def test_segmenting_only_candidate_blocks_equals_segmenting_everything(tmp_path)
     path = shared("complaints/fuzhou12345/fz12345_water_complaints_2016-2020.csv")
     with path.open(encoding="utf-8") as f:
         texts = [r["title"] + "\n" + r["content"] for r in csv.DictReader(f)][:300]
-    m = Matcher([RuleSpec("r", ("黑臭", "河道", "市长", "排污", "垃圾"), "一般")], cache_dir=tmp_path)
+    m = Matcher([WatchRule(name="r", terms=("黑臭", "河道", "市长", "排污", "垃圾"), severity="一般")], cache_dir=tmp_path)
     seg = m.segmenter
     compared = 0
     for text in texts:

@@ -5,7 +5,6 @@ separators between a term's characters, and what `rules check` says."""
 import subprocess
 import sys
 
-from monitor.app import rule_specs
 from monitor.config import load_rules
 from monitor.matching.matcher import Matcher
 
@@ -55,7 +54,7 @@ severity = "一般"
 def matcher(tmp_path):
     path = tmp_path / "rules.toml"
     path.write_text(RULES, encoding="utf-8")
-    return Matcher(rule_specs(load_rules([path])))
+    return Matcher(load_rules([path]))
 
 
 def matched(m, title, body=""):

@@ -3,14 +3,14 @@
 import pytest
 
 from monitor.config import ConfigError, load_rules
-from monitor.matching.matcher import Matcher, RuleSpec, Term
+from monitor.matching.matcher import Matcher, TermEntry, WatchRule
 from monitor.matching.normalize import normalize_map, original_span
 
 
 def rule(**kw):
     base = dict(name="r", terms=("黑臭",), severity="一般")
     base.update(kw)
-    return RuleSpec(**base)
+    return WatchRule(**base)
 
 
 def verdict(spec, title, body=""):
@@ -43,21 +43,21 @@ def test_none_phrases_veto_only_the_occurrence_inside_them():
 
 
 def test_near_within_characters():
-    spec = rule(near=(("黑臭", "河", 5),))
+    spec = rule(near=({"a": "黑臭", "b": "河", "within": 5},))
     assert verdict(spec, "黑臭的那条河").matched
     v = verdict(spec, "黑臭" + "，" * 10 + "河")
     assert not v.matched and "「黑臭」与「河」未在 5 字内同时出现：不匹配" in v.checks
 
 
 def test_none_phrases_also_veto_group_and_near_words():
-    spec = rule(terms=("河",), all=(("黑",),), near=(("黑", "河", 10),), none_phrases=("黑烟",))
+    spec = rule(terms=("河",), all=(("黑",),), near=({"a": "黑", "b": "河", "within": 10},), none_phrases=("黑烟",))
     assert verdict(spec, "河边的河水发黑").matched
     v = verdict(spec, "河边工厂冒黑烟")
     assert not v.matched and "缺少「黑」之一：不匹配" in v.checks
 
 
 def test_near_runs_from_the_title_into_the_body():
-    spec = rule(terms=("河",), near=(("黑", "河", 6),))
+    spec = rule(terms=("河",), near=({"a": "黑", "b": "河", "within": 6},))
     assert verdict(spec, "团校旁边那条河", "又黑又臭。").matched
     v = verdict(spec, "团校旁边那条河啥时候开始治理", "又黑又臭。")
     assert not v.matched
@@ -92,12 +92,12 @@ def test_boundaries_word_token_none():
     assert verdict(token, "政务服务很差").matched
     v = verdict(token, "服务员态度差")
     assert v.rejected[0].reason == "非完整词"
-    mixed = rule(terms=(Term("服务", boundary="token"), "投诉"))
+    mixed = rule(terms=(TermEntry(term="服务", boundary="token"), "投诉"))
     assert verdict(mixed, "投诉服务员").terms == ["投诉"]
 
 
 def test_aliases_report_their_term():
-    spec = rule(terms=(Term("黑臭", aliases=("发黑发臭", "又黑又臭")),))
+    spec = rule(terms=(TermEntry(term="黑臭", aliases=("发黑发臭", "又黑又臭")),))
     v = verdict(spec, "河水又黑又臭")
     assert v.matched and v.terms == ["黑臭"] and v.hits[0].matched == "又黑又臭"
 

@@ -39,11 +39,10 @@ def _rules(args):
 
 
 def test(args) -> int:
-    from monitor.app import rule_specs
     from monitor.matching.matcher import Matcher
 
     _paths, rules = _rules(args)
-    matcher = Matcher(rule_specs(rules))
+    matcher = Matcher(rules)
     for name, text in (("标题", args.title), ("正文", args.text)):
         if text:
             print(f"{name}分词：{' / '.join(matcher.segmentation(text))}")
@@ -65,7 +64,6 @@ def test(args) -> int:
 
 
 def check(args) -> int:
-    from monitor.app import rule_specs
     from monitor.matching.matcher import Matcher
     from monitor.matching.normalize import normalize
 
@@ -76,7 +74,7 @@ def check(args) -> int:
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
-    matcher = Matcher(rule_specs(rules))
+    matcher = Matcher(rules)
     warnings = []
     seen: dict[str, str] = {}
     for rule in rules:
@@ -183,7 +181,6 @@ def _cut_in_context(matcher, rules, texts) -> list[str]:
 def dry_run(args) -> int:
     from sqlalchemy import select
 
-    from monitor.app import rule_specs
     from monitor.matching.matcher import Matcher
     from monitor.store.models import Match, Post
 
@@ -195,7 +192,7 @@ def dry_run(args) -> int:
     cfg, engine, sessions = open_db(args)  # the daemon's store; never a new, empty one
     paths, rules = _rules(args) if args.rules else (cfg.rule_paths, cfg.rules)
     start = SystemClock().now() - since
-    matcher = Matcher(rule_specs(rules))
+    matcher = Matcher(rules)
     active: Counter = Counter()
     new: Counter = Counter()
     gained: dict[str, list[str]] = {}

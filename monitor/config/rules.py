@@ -38,6 +38,9 @@ class FieldCounts(_Model):
             raise ValueError("min_count 表至少要写 title 或 body")
         return self
 
+    def by_field(self) -> dict[str, int]:
+        return {f: n for f, n in (("title", self.title), ("body", self.body)) if n}
+
 
 TermLike = str | TermEntry
 

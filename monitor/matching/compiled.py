@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from monitor.matching.normalize import normalize
 from monitor.matching.segment import is_block_char
-from monitor.matching.verdicts import RuleSpec, Term
+from monitor.config.rules import TermEntry, WatchRule
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Ref:
 
 @dataclass(frozen=True)
 class CompiledRule:
-    spec: RuleSpec
+    spec: WatchRule
     triggers: tuple[Ref, ...]
     groups: tuple[tuple[Ref, ...], ...]
     excluded: tuple[Ref, ...]
@@ -45,23 +45,23 @@ def refs_of(items, default: str, gaps: bool = False) -> list[Ref]:
     refs = []
     keys = set()
     for item in items:
-        term = item if isinstance(item, Term) else Term(str(item))
+        term = item if isinstance(item, TermEntry) else TermEntry(term=str(item))
         boundary = term.boundary or default
         near = tuple(Ref(normalize(w), w, w, boundary) for w in term.near)
-        for written in (term.text, *term.aliases):
+        for written in (term.term, *term.aliases):
             key = normalize(written)
             if key in keys:
                 # An alias that folds to its term (擾民 → 扰民), or a term written twice: the
                 # same word, so one occurrence is one hit.
                 continue
             keys.add(key)
-            refs.append(Ref(key, term.text, written, boundary, near, term.within, term.weight,
+            refs.append(Ref(key, term.term, written, boundary, near, term.within, term.weight,
                              gaps if term.gaps is None else term.gaps))
     return refs
 
 
 def listed(words) -> list:
-    return [words] if isinstance(words, (str, Term)) else list(words)
+    return [words] if isinstance(words, (str, TermEntry)) else list(words)
 
 
 def cuts_allowed(key: str) -> frozenset:

@@ -38,21 +38,22 @@ from pathlib import Path
 
 import ahocorasick
 
+from monitor.config.rules import TermEntry, WatchRule
 from monitor.matching.compiled import CompiledRule, Ref, Word, cuts_allowed, listed, refs_of
 from monitor.matching.normalize import normalize, normalize_map, original_span
 from monitor.matching.segment import Segmenter
 from monitor.matching.spans import FIELD_NAMES, LazyCuts, Phrases, closest, is_gap
 from monitor.matching.verdicts import (  # the engine's types, importable from here as before
-    BOUNDARY_NAMES, EXPLAIN_HITS, FIELDS, MAX_CHARS, Match, RuleSpec, Term, TermHit, Verdict, post_text,
+    BOUNDARY_NAMES, EXPLAIN_HITS, FIELDS, MAX_CHARS, Match, TermHit, Verdict, post_text,
 )
 from monitor.severity import rank
 
-__all__ = ["BOUNDARY_NAMES", "EXPLAIN_HITS", "FIELDS", "MAX_CHARS", "Match", "Matcher", "RuleSpec", "Term", "TermHit",
+__all__ = ["BOUNDARY_NAMES", "EXPLAIN_HITS", "FIELDS", "MAX_CHARS", "Match", "Matcher", "TermEntry", "TermHit", "WatchRule",
            "Verdict", "post_text"]
 
 
 class Matcher:
-    def __init__(self, rules: list[RuleSpec], cache_dir: Path | None = None, max_chars: int = MAX_CHARS):
+    def __init__(self, rules: list[WatchRule], cache_dir: Path | None = None, max_chars: int = MAX_CHARS):
         self.rules = rules
         self.max_chars = max_chars  # 0: no cut
         self._compiled: list[CompiledRule] = []
@@ -64,7 +65,7 @@ class Matcher:
                 tuple(tuple(refs_of(group, rule.boundary)) for group in rule.all),
                 tuple(refs_of(rule.none, rule.boundary)),
                 tuple(normalize(p) for p in rule.none_phrases),
-                tuple((tuple(refs_of(listed(a), rule.boundary)), tuple(refs_of(listed(b), rule.boundary)), int(w)) for a, b, w in rule.near),
+                tuple((tuple(refs_of(listed(n.a), rule.boundary)), tuple(refs_of(listed(n.b), rule.boundary)), n.within) for n in rule.near),
                 {},
             )
             for ref in c.triggers:
@@ -280,10 +281,11 @@ class Matcher:
                 checks.append(f"关键词得分 {total:g}，低于 score = {rule.score:g}")
                 return Verdict(rule, False, tuple(hits), tuple(rejected), tuple(checks))
             checks.append(f"关键词得分 {total:g}（≥ {rule.score:g}）")
-        elif isinstance(rule.min_count, dict):
+        elif not isinstance(rule.min_count, int):
+            per_field = rule.min_count.by_field()
             counts = {f: sum(1 for h in hits if h.field == f) for f in FIELDS}
-            reached = [f for f, n in rule.min_count.items() if counts[f] >= n]
-            wanted = "或".join(f"{FIELD_NAMES[f]} {n} 次" for f, n in rule.min_count.items())
+            reached = [f for f, n in per_field.items() if counts[f] >= n]
+            wanted = "或".join(f"{FIELD_NAMES[f]} {n} 次" for f, n in per_field.items())
             if not reached:
                 checks.append(f"关键词成立：标题 {counts['title']} 次、正文 {counts['body']} 次，未达到 {wanted}")
                 return Verdict(rule, False, tuple(hits), tuple(rejected), tuple(checks))

@@ -1,48 +1,18 @@
-"""What the rule engine takes and gives: rules and terms as it reads them, and verdicts
-with every occurrence and check that decided them (pure data)."""
+"""What the rule engine gives: verdicts with every occurrence and check that decided them
+(pure data). What it takes is the rule schema itself, monitor.config.rules: WatchRule and
+TermEntry, one definition read by the rule files and by the matcher."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from monitor.config.rules import WatchRule
 
 
 FIELDS = ("title", "body")
 MAX_CHARS = 50_000  # default cut per field; [matching] max_chars
 EXPLAIN_HITS = 100  # occurrences listed per verdict; the count says how many there were
 BOUNDARY_NAMES = {"word": "跨词", "token": "非完整词"}
-
-
-@dataclass(frozen=True)
-class Term:
-    text: str  # the watchword as written
-    boundary: str | None = None  # None: the rule's
-    aliases: tuple[str, ...] = ()
-    near: tuple[str, ...] = ()  # counts only with one of these within `within` characters
-    within: int = 20
-    weight: float = 1.0
-    gaps: bool | None = None  # None: the rule's
-
-
-@dataclass(frozen=True)
-class RuleSpec:
-    name: str
-    terms: tuple  # str | Term
-    severity: str
-    category: str = ""
-    department: str = ""
-    all: tuple = ()  # tuple of groups, each a tuple of str | Term
-    none: tuple = ()
-    none_phrases: tuple = ()
-    near: tuple = ()  # (a, b, within)
-    boundary: str = "word"
-    min_count: int | dict = 1  # or {"title": 1, "body": 2}
-    fields: tuple = FIELDS
-    lead_chars: int | None = None
-    region: str = ""
-    tags: tuple = ()
-    score: float | None = None
-    group: str = ""
-    gaps: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,7 +27,7 @@ class TermHit:
 
 @dataclass(frozen=True)
 class Verdict:
-    rule: RuleSpec
+    rule: WatchRule
     matched: bool
     hits: tuple[TermHit, ...] = ()
     rejected: tuple[TermHit, ...] = ()
