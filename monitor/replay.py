@@ -27,7 +27,7 @@ from monitor.store.models import Event, Incident, IncidentPost, Notification, Po
 from monitor.store.models import Match as MatchRow
 from monitor.store.posts import source_row, store_posts
 
-ACTIONS = ("ack", "met", "close", "regrade")
+ACTIONS = ("ack", "met", "close", "regrade", "false_positive", "merge", "split")
 
 
 class ReplayInputError(Exception):
@@ -49,6 +49,9 @@ class ReplayAction:
     level: str | None
     evidence: str | None
     actor: str
+    note: str | None = None
+    other: str | None = None  # merge: a post of the incident merged in
+    posts: tuple[str, ...] = ()  # split: the posts that leave
 
 
 def _lines(path: Path):
@@ -108,6 +111,10 @@ def read_actions(path: Path) -> list[ReplayAction]:
             raise ReplayInputError(f"{path}:{number}: met 需要 clock（时限名称）")
         if v["action"] == "regrade" and not v.get("level"):
             raise ReplayInputError(f"{path}:{number}: regrade 需要 level（级别）")
+        if v["action"] == "merge" and v.get("other") in (None, ""):
+            raise ReplayInputError(f"{path}:{number}: merge 需要 other（要并入的事件中任一帖文的 id）")
+        if v["action"] == "split" and (not isinstance(v.get("posts"), list) or not v["posts"]):
+            raise ReplayInputError(f"{path}:{number}: split 需要 posts（要拆出的帖文 id 列表）")
         actions.append(
             ReplayAction(
                 at=_time(path, number, v.get("at"), "at"),
@@ -117,6 +124,9 @@ def read_actions(path: Path) -> list[ReplayAction]:
                 level=v.get("level"),
                 evidence=v.get("evidence"),
                 actor=str(v.get("actor") or "replay"),
+                note=v.get("note"),
+                other=str(v["other"]) if v.get("other") not in (None, "") else None,
+                posts=tuple(str(p) for p in v.get("posts") or ()),
             )
         )
     return actions
@@ -201,15 +211,17 @@ def _run(app, clock: FakeClock, posts, actions, end: datetime) -> list[str]:
     return errors
 
 
+def _incidents_of(session, post: str) -> list[int]:
+    return session.scalars(
+        select(IncidentPost.incident_id).join(Post, Post.id == IncidentPost.post_id)
+        .where(Post.external_id == post).order_by(IncidentPost.incident_id)
+    ).all()
+
+
 def _apply(app, action: ReplayAction, now: datetime) -> list[str]:
     incidents = app.incidents
     with app.sessions.begin() as session:
-        ids = session.scalars(
-            select(IncidentPost.incident_id)
-            .join(Post, Post.id == IncidentPost.post_id)
-            .where(Post.external_id == action.post)
-            .order_by(IncidentPost.incident_id)
-        ).all()
+        ids = _incidents_of(session, action.post)
         if not ids:
             return [f"{iso_local(action.at)} {action.action}: 帖文 {action.post} 不属于任何事件"]
         errors = []
@@ -226,6 +238,14 @@ def _apply(app, action: ReplayAction, now: datetime) -> list[str]:
                     incidents.actions.close(session, incident_id, action.actor, now)
                 elif action.action == "regrade":
                     incidents.actions.regrade(session, incident_id, action.level, action.actor, now)
+                elif action.action == "false_positive":
+                    incidents.actions.false_positive(session, incident_id, action.actor, now, action.note)
+                elif action.action == "merge":
+                    for other in _incidents_of(session, action.other):
+                        if other != incident_id:
+                            incidents.actions.merge(session, incident_id, other, action.actor, now)
+                elif action.action == "split":
+                    incidents.actions.split(session, incident_id, list(action.posts), action.actor, now)
             except ActionError as e:
                 errors.append(f"{iso_local(action.at)} {action.action}: {e}")
         return errors

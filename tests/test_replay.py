@@ -213,3 +213,38 @@ def test_merge_and_split_from_the_command_line(files, capsys):
     # The kept incident's timeline says what happened to it: another incident came in.
     assert "其他事件并入本事件（科长）" in out and "拆出帖文（科长）" in out
     assert main(["incidents", "merge", "1", "1", "--config", str(cfg), "--database", url]) == 1
+
+
+def test_false_positive_merge_and_split_actions(files):
+    cfg, posts, tmp = files
+    more = write_jsonl(tmp / "more.jsonl", POSTS + [
+        {"source": "12345", "id": "q2", "title": "河道黑臭", "body": "", "published_at": "2026-11-20T10:00:00+08:00"},
+    ])
+    actions = write_jsonl(tmp / "a.jsonl", [
+        {"at": "2026-11-20T09:30:00+08:00", "post": "p1", "action": "split", "posts": ["p2"]},
+        {"at": "2026-11-20T09:45:00+08:00", "post": "p1", "action": "merge", "other": "p2"},
+        {"at": "2026-11-20T10:30:00+08:00", "post": "q2", "action": "false_positive", "note": "演练稿"},
+    ])
+    result = run_replay(cfg, more, tmp / "r.json", "--actions", str(actions))
+    assert "errors" not in result
+    first, split_out, q2 = result["incidents"]
+    assert first["posts"] == ["p1", "p2"] and "p2" in split_out["posts"]
+    assert q2["posts"] == ["q2"] and q2["steps"] == []  # 误报: its 48 h clock never reminds
+    bad = write_jsonl(tmp / "bad.jsonl", [{"at": "2026-11-20T09:30:00+08:00", "post": "p1", "action": "split"}])
+    assert main(["replay", "--config", str(cfg), "--posts", str(more), "--actions", str(bad), "--dry-run",
+                 "--out", str(tmp / "x.json")]) != 0
+
+
+def test_false_positive_from_the_cli(files, capsys):
+    cfg, posts, tmp = files
+    url = f"sqlite:///{tmp / 'history.db'}"
+    run_replay(cfg, posts, tmp / "r.json", "--database", url)
+    capsys.readouterr()
+    assert main(["incidents", "false-positive", "1", "--note", "演练稿", "--actor", "值班员甲", "--config", str(cfg),
+                 "--database", url]) == 0
+    assert "已标记为误报并关闭" in capsys.readouterr().out
+    assert main(["incidents", "false-positive", "1", "--config", str(cfg), "--database", url]) == 1
+    assert "已标记为误报" in capsys.readouterr().err
+    assert main(["incidents", "show", "1", "--config", str(cfg), "--database", url]) == 0
+    out = capsys.readouterr().out
+    assert "事件 #1【重大】误报" in out and "标记为误报（值班员甲）" in out

@@ -11,11 +11,11 @@ import os
 import sys
 
 from monitor import secrets
-from monitor.cli import alerts, daemon, incidents, reports, rules, sources
+from monitor.cli import alerts, daemon, incidents, reports, rules, sources, users
 from monitor.cli.common import NoDatabase
 from monitor.config import ConfigError
 
-GROUPS = (daemon, sources, incidents, rules, alerts, reports)
+GROUPS = (daemon, sources, incidents, rules, alerts, reports, users)
 
 
 def parser() -> argparse.ArgumentParser:

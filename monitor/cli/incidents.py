@@ -6,12 +6,11 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import re
 import sys
-from datetime import datetime
 
 from monitor.cli.common import command, group, open_db
 from monitor.clock import SystemClock, show, show_delta, show_due
+from monitor.incidents.words import EVENT_NAMES, beijing, state_name
 
 
 def register(sub) -> None:
@@ -28,6 +27,10 @@ def register(sub) -> None:
     q.add_argument("clock", help="时限名称，如 发布权威信息")
     q.add_argument("--evidence", help="回应的链接或说明")
     q.add_argument("--actor", default=None)
+    q = command(inc, "false-positive", "标记为误报（不是需要回应的舆情）：关闭事件，报表单列", _incidents, database=True)
+    q.add_argument("id", type=int)
+    q.add_argument("--note", help="说明")
+    q.add_argument("--actor", default=None)
     q = command(inc, "merge", "把事件 B 并入事件 A（同一真实事件被分成了两个）", _incidents, database=True)
     q.add_argument("id", type=int, help="保留的事件 A")
     q.add_argument("other", type=int, help="并入并关闭的事件 B")
@@ -40,13 +43,6 @@ def register(sub) -> None:
     q.add_argument("id", type=int)
     q.add_argument("level", help="特别重大 | 重大 | 较大 | 一般")
     q.add_argument("--actor", default=None)
-
-
-STATES = {"open": "待处置", "acknowledged": "已确认", "closed": "已关闭"}
-
-
-def state_name(inc) -> str:
-    return f"已并入 #{inc.merged_into}" if inc.merged_into else STATES.get(inc.state, inc.state)
 
 
 def _incidents(args) -> int:
@@ -75,6 +71,9 @@ def _incidents(args) -> int:
             elif command == "close":
                 service.actions.close(session, args.id, actor, now)
                 print(f"事件 #{args.id} 已于 {show(now)} 关闭")
+            elif command == "false-positive":
+                service.actions.false_positive(session, args.id, actor, now, args.note)
+                print(f"事件 #{args.id} 已标记为误报并关闭（{actor}，{show(now)}）")
             elif command == "merge":
                 service.actions.merge(session, args.id, args.other, actor, now)
                 print(f"事件 #{args.other} 已并入 #{args.id}（#{args.other} 已关闭）")
@@ -132,24 +131,6 @@ def _print_heat(session, service, inc, now) -> None:
     print(f"  热度曲线（每格 {show_delta(width)}，{show(inc.started_at)} 起）：|{bars}|")
 
 
-EVENT_NAMES = {
-    "opened": "新建事件",
-    "post_added": "新增帖文",
-    "acknowledged": "确认收到",
-    "clock_met": "登记回应",
-    "closed": "关闭",
-    "regraded": "调整级别",
-    "start_moved": "起算时间调整（发现更早的帖文，或拆出了首条帖文）",
-    "merged": "其他事件并入本事件",
-    "merged_into": "已并入其他事件",
-    "reopened": "新一轮舆情，重新计时",
-    "split_out": "拆出帖文",
-    "split_from": "由拆分产生",
-    "reply_seen": "留言板官方答复",
-    "heat": "热度",
-}
-
-
 def _print_posts(session, inc, limit: int = 50) -> None:
     from sqlalchemy import select
 
@@ -176,24 +157,6 @@ def _print_posts(session, inc, limit: int = 50) -> None:
             print(f"        也命中规则：{'、'.join(dict.fromkeys(also[post_id]))}（按内容归并时一条帖文只进一个事件）")
 
 
-_ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d")
-
-
-def _beijing(value):
-    """A timeline entry's data with its stored (UTC) times as a person reads them."""
-    if isinstance(value, dict):
-        return {k: _beijing(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_beijing(v) for v in value]
-    if isinstance(value, str) and _ISO.match(value):
-        try:
-            at = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-        return show(at) if at.tzinfo is not None else value  # stored times carry their offset
-    return value
-
-
 def _incidents_show(sessions, service, incident_id: int, now) -> int:
     from sqlalchemy import select
 
@@ -218,7 +181,7 @@ def _incidents_show(sessions, service, incident_id: int, now) -> int:
             print(f"    {clock_line(c, now)}")
         print("  时间线：")
         for ev in session.scalars(select(Event).where(Event.incident_id == inc.id).order_by(Event.at, Event.id)):
-            detail = json.dumps(_beijing(ev.data), ensure_ascii=False) if ev.data else ""
+            detail = json.dumps(beijing(ev.data), ensure_ascii=False) if ev.data else ""
             print(f"    {show(ev.at)} {EVENT_NAMES.get(ev.kind, ev.kind)}（{ev.actor}）{detail}")
         print("  已发出的提醒：")
         for n in session.scalars(select(Notification).where(Notification.incident_id == inc.id).order_by(Notification.fired_at, Notification.id)):

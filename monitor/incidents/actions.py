@@ -1,5 +1,5 @@
-"""What officers do to incidents: acknowledge, record a clock as met, close, regrade, merge,
-split. The one layer the CLI, replay and any web page or API call; each action checks what
+"""What officers do to incidents: acknowledge, record a clock as met, close, mark as 误报,
+regrade, merge, split. The one layer the CLI, replay, the console and the API call; each action checks what
 it may do (an ActionError says why not, in Chinese) and leaves an event with its actor."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from monitor.clock import show
 from monitor.config import MainConfig
 from monitor.incidents.clocks import clock_start
-from monitor.incidents.record import ActionError, Planner, changed, drop_held_steps, event, link
+from monitor.incidents.record import ActionError, NoSuchIncident, Planner, changed, drop_held_steps, event, link
 from monitor.severity import SEVERITIES
 from monitor.store.models import Incident, IncidentPost, Post, ResponseClock
 
@@ -25,7 +25,7 @@ class Actions:
     def get(self, session: Session, incident_id: int) -> Incident:
         incident = session.get(Incident, incident_id)
         if incident is None:
-            raise ActionError(f"事件 #{incident_id} 不存在")
+            raise NoSuchIncident(f"事件 #{incident_id} 不存在")
         return incident
 
     def ack(self, session: Session, incident_id: int, actor: str, now: datetime) -> Incident:
@@ -38,7 +38,8 @@ class Actions:
         event(session, incident, now, actor, "acknowledged")
         return incident
 
-    def met(self, session: Session, incident_id: int, clock_name: str, actor: str, now: datetime, evidence: str | None) -> Incident:
+    def met(self, session: Session, incident_id: int, clock_name: str, actor: str, now: datetime, evidence: str | None,
+            note: str | None = None) -> Incident:
         incident = self.get(session, incident_id)
         clock = next((c for c in incident.clocks if c.name == clock_name and c.active), None)
         if clock is None:
@@ -48,7 +49,8 @@ class Actions:
             raise ActionError(f"事件 #{incident_id} 的「{clock_name}」已于 {show(clock.met_at)} 登记完成")
         clock.met_at, clock.met_by, clock.evidence = now, actor, evidence
         on_time = now <= clock.due_at
-        event(session, incident, now, actor, "clock_met", clock=clock_name, evidence=evidence, on_time=on_time)
+        event(session, incident, now, actor, "clock_met", clock=clock_name, evidence=evidence, on_time=on_time,
+              **({"note": note} if note else {}))
         changed(incident, now)
         drop_held_steps(session, incident.id, clock_name)
         return incident
@@ -60,6 +62,22 @@ class Actions:
         incident.state, incident.closed_at = "closed", now
         open_clocks = [c.name for c in incident.clocks if c.active and c.met_at is None]
         event(session, incident, now, actor, "closed", open_clocks=open_clocks)
+        changed(incident, now)
+        drop_held_steps(session, incident.id)
+        return incident
+
+    def false_positive(self, session: Session, incident_id: int, actor: str, now: datetime, note: str | None = None) -> Incident:
+        """Not public opinion the office must answer (误报): it closes, its clocks stop, and
+        reports count it apart instead of as unanswered."""
+        incident = self.get(session, incident_id)
+        if incident.false_positive:
+            raise ActionError(f"事件 #{incident_id} 已标记为误报")
+        if incident.merged_into:
+            raise ActionError(f"事件 #{incident_id} 已并入 #{incident.merged_into}")
+        incident.false_positive = True
+        if incident.state != "closed":
+            incident.state, incident.closed_at = "closed", now
+        event(session, incident, now, actor, "false_positive", note=note)
         changed(incident, now)
         drop_held_steps(session, incident.id)
         return incident

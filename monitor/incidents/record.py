@@ -22,6 +22,10 @@ class ActionError(Exception):
     """An officer action that cannot be done; the message says why, in Chinese."""
 
 
+class NoSuchIncident(ActionError):
+    """The incident asked for does not exist (HTTP 404)."""
+
+
 def event(session: Session, incident: Incident, now: datetime, actor: str, kind: str, **data) -> None:
     session.add(Event(incident_id=incident.id, at=now, actor=actor, kind=kind, data=data))
     if kind in RESHAPING:

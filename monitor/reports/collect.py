@@ -30,6 +30,7 @@ EVENT_NAMES = {
     "closed": "关闭",
     "regraded": "调整级别",
     "start_moved": "起算时间提前",
+    "false_positive": "标记为误报",
 }
 
 
@@ -74,7 +75,9 @@ def _clock_facts(session: Session, period: Period) -> list[ClockFact]:
             ResponseClock.due_at, ResponseClock.met_at, ResponseClock.met_by, Incident.rule, Incident.title,
         )
         .join(Incident, Incident.id == ResponseClock.incident_id)
-        .where(ResponseClock.active.is_(True), ResponseClock.due_at >= period.start, ResponseClock.due_at < period.end)
+        # a 误报 (false positive) owed no answer: its clocks are not counted as late
+        .where(ResponseClock.active.is_(True), ResponseClock.due_at >= period.start, ResponseClock.due_at < period.end,
+               Incident.false_positive.is_(False))
         .order_by(ResponseClock.due_at, ResponseClock.id)
     ).all()
     return [
@@ -101,6 +104,10 @@ def collect(session: Session, cfg: MainConfig, period: Period, now: datetime) ->
     closed = session.scalar(
         select(func.count(Incident.id)).where(Incident.closed_at >= period.start, Incident.closed_at < period.end)
     ) or 0
+    false_positives = session.scalar(
+        select(func.count(Incident.id)).where(Incident.closed_at >= period.start, Incident.closed_at < period.end,
+                                              Incident.false_positive.is_(True))
+    ) or 0
     facts = _clock_facts(session, period)
     outcomes = Counter(f.outcome(now) for f in facts)
 
@@ -122,6 +129,7 @@ def collect(session: Session, cfg: MainConfig, period: Period, now: datetime) ->
         ["采集帖文", posts, posts_before, change(posts, posts_before)],
         ["命中关键词的帖文", matched, None, None],
         ["本期关闭事件", closed, None, None],
+        ["　其中标记为误报", false_positives, None, None],
         ["本期到期回应时限", len(facts), None, None],
         ["　按时完成", outcomes[ON_TIME], None, None],
         ["　超时完成", outcomes[LATE], None, None],

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -54,6 +55,7 @@ NOTIFICATION_KINDS = ("opened", "reminder", "escalation", "progress", "suggest",
 SOURCE_KINDS = ("feed", "json", "html", "replay")  # replay: posts read by `monitor replay`
 HEALTH_STATES = ("ok", "failing", "quiet")
 REPORT_STATES = ("pending", "sent", "failed", "skipped")  # skipped: due before the monitor first ran
+ROLES = ("值班员", "科室负责人", "分管领导", "管理员")
 
 
 def choice(name: str, values: tuple[str, ...]) -> Enum:
@@ -166,6 +168,7 @@ class Incident(Base):
     merged_into: Mapped[int | None] = mapped_column(Integer)
     # another story of the event an open incident is about (event mode): its alerts are digested
     related_to: Mapped[int | None] = mapped_column(Integer)
+    false_positive: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # 误报: closed, counted apart
     terms: Mapped[list] = mapped_column(JSON, default=list)
     first_post_url: Mapped[str | None] = mapped_column(Text)
     post_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -293,3 +296,46 @@ class ReportRun(Base):
     files: Mapped[list] = mapped_column(JSON, default=list)
     last_error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class User(Base):
+    """A console account. The password is an argon2 hash; `epoch` goes up on a reset or a
+    disable, which ends every session signed with the old one."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(choice("ck_users_role", ROLES))
+    department: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(Text)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)  # since the last success
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApiToken(Base):
+    """A per-user token for the JSON API (the office's OA system); only its sha256 is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class UsedLink(Base):
+    """A one-tap link that has acted: its delivery's id, so a second tap changes nothing."""
+
+    __tablename__ = "used_links"
+
+    outbox_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    incident_id: Mapped[int] = mapped_column(Integer)
