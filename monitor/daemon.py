@@ -29,18 +29,18 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.alerts.handoff import send_handoffs
-from monitor.alerts.log import Alert, fire
-from monitor.alerts.notices import Alerting
+from monitor.alerts.links import links_for
+from monitor.alerts.notices import Alerting, database_outage
 from monitor.alerts.outbox import Delivery
 from monitor.app import App, build, load_channels, make_matcher, setup_logging
-from monitor.clock import Clock, SystemClock, show, show_delta
+from monitor.clock import Clock, SystemClock, show
 from monitor.config import Config, ConfigError
 from monitor.config import load as load_config
 from monitor.config.changes import by_name, describe_changes, needs_restart, read_bytes, signature
 from monitor.config.loading import rule_files
-from monitor.sources.http import make_client
 from monitor.sources import health
 from monitor.sources.engine import PollEngine
+from monitor.sources.http import make_client
 from monitor.sources.poll import Poller, PollResult
 from monitor.store.db import safe_url
 from monitor.store.faults import DbHealth, is_transient
@@ -88,7 +88,8 @@ class Daemon:
         self.client = make_client(main.http, connections=PollEngine.capacity_for(workers))
         self.poller = Poller(app.sessions, self.client, main.http, self.clock, random.Random())
         self.poller.register(main.source)
-        self.delivery = Delivery(app.sessions, app.channels, self.clock, main.alerts, ops_tags=main.ops_tags)
+        self.links = links_for(cfg, self.clock)
+        self.delivery = Delivery(app.sessions, app.channels, self.clock, main.alerts, ops_tags=main.ops_tags, links=self.links)
         caught_up = app.pipeline.process_pending()
         app.pipeline.record_replies()
         fired = app.pipeline.tick()
@@ -129,9 +130,15 @@ class Daemon:
         if watchdog_usec:
             job(self.watchdog_job, "interval", seconds=max(watchdog_usec / 2e6, 1), id="watchdog", executor="watchdog")
         self.scheduler.start()
+        self.console = self._start_console() if self.links is not None else None
         self.notifier.notify("READY=1")
         self.notifier.notify(f"STATUS=运行中：{len(main.source)} 个来源，{len(cfg.rules)} 条规则")
         log.info("监测已启动：%d 个来源，%d 条规则，用时 %.2f 秒", len(main.source), len(cfg.rules), time.monotonic() - started)
+
+    def _start_console(self):
+        from monitor.web.server import start_console  # FastAPI is imported only where a console is wanted
+
+        return start_console(lambda: self.cfg, lambda: self.app, self.clock, self.links, self.demo is not None)
 
     @staticmethod
     def _soon() -> datetime:
@@ -162,17 +169,11 @@ class Daemon:
         return run
 
     def _report_outages(self) -> None:
-        """An outage that lasted past [database] alert_after: one ops alert, now that it can
-        be recorded (keyed by its start, so it is sent once)."""
+        """Each outage that lasted past [database] alert_after: one ops alert, now that it can be recorded."""
         for outage in self.db.take_pending():
-            title = f"【数据库异常】数据库曾中断 {show_delta(outage.until - outage.since)}，现已恢复"
-            body = (f"中断：{show(outage.since)} 至 {show(outage.until)}（北京时间）\n原因：{outage.reason}\n"
-                    "期间的帖文、事件与告警均已推迟处理，无数据丢失。请检查磁盘空间与数据库服务。")
-            alert = Alert(f"database:outage:{outage.since.isoformat()}", None, None, "database_outage", 0, self.cfg.main.ops_tags,
-                          self.clock.now(), title, body)
             try:
                 with self.app.sessions.begin() as session:
-                    fire(session, alert, self.clock.now(), self.app.channels)
+                    database_outage(session, self.app.channels, outage, self.cfg.main.ops_tags, self.clock.now())
             except Exception as e:
                 if not is_transient(e):
                     raise
@@ -323,6 +324,8 @@ class Daemon:
             stuck = self.engine.stop(min(left(), 3.0))
             if stuck:
                 log.info("停止时仍在读取的来源（下次启动重新抓取，不丢数据）：%s", "、".join(stuck))
+        if getattr(self, "console", None) is not None:
+            self.console.stop(min(left(), 2.0))
         if self.processor is not None:
             self.processor.join(left())
         if self.app is not None:

@@ -139,3 +139,22 @@ class DemoServer:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+
+DEMO_LOGIN = "demo"
+
+
+def demo_login(sessions, now) -> str:
+    """The demo's console account (管理员, so every action can be tried), with a new password
+    each start, printed beside the console's address."""
+    import secrets
+
+    from monitor import accounts
+
+    password = secrets.token_urlsafe(9)
+    with sessions.begin() as session:
+        if accounts.find(session, DEMO_LOGIN) is None:
+            accounts.add(session, DEMO_LOGIN, "管理员", password, now, "演示")
+        else:
+            accounts.set_password(session, DEMO_LOGIN, password)
+    return password

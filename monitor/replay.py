@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from monitor.alerts.handoff import send_handoffs
+from monitor.alerts.links import readable
 from monitor.alerts.outbox import deliver_due
 from monitor.alerts.roster import next_shift_start
 from monitor.app import build
@@ -322,7 +323,7 @@ def _result(app, cfg: Config) -> dict:
                 }
             )
         alerts = [
-            {"at": iso_local(n.fired_at), "tags": list(n.tags), "title": n.title, "body": n.body,
+            {"at": iso_local(n.fired_at), "tags": list(n.tags), "title": n.title, "body": readable(n.body),
              # over the alert budget: delivered at this time, inside a 新舆情事件汇总 digest
              **({"digest_at": iso_local(n.held_until)} if n.held_until else {})}
             for n in session.scalars(

@@ -17,6 +17,7 @@ from monitor.alerts.channels import Channels
 from monitor.alerts.log import Alert, fire
 from monitor.alerts.render import IncidentView, render_all, render_progress, render_reply, render_source_health
 from monitor.alerts.templates import compile_templates
+from monitor.clock import show, show_delta
 from monitor.config import MainConfig
 from monitor.incidents.escalation import ClockState, Step
 
@@ -38,6 +39,8 @@ class Notices:
         self.tier_names = [t.name for t in cfg.tier]
         self.templates = compile_templates(cfg.template_overrides())
         self.alerting = alerting
+        web = cfg.web
+        self.base_url = web.base_url if web is not None and web.enabled else ""
 
     def _fire(self, session: Session, alert: Alert, now: datetime, disposition: str | None = None,
               fold_until: datetime | None = None):
@@ -47,14 +50,14 @@ class Notices:
 
     def opened(self, session: Session, view: IncidentView, clocks: list[ClockState], tier: int, tags, now: datetime,
                fold_until: datetime | None) -> None:
-        title, body, markdown = render_all("opened", view, clocks, now, templates=self.templates)
+        title, body, markdown = render_all("opened", view, clocks, now, templates=self.templates, base_url=self.base_url)
         alert = Alert(f"{view.id}:opened", view.id, None, "opened", tier, tags, now, title, body, markdown, view.severity)
         self._fire(session, alert, now, fold_until=fold_until)
 
     def step(self, session: Session, view: IncidentView, clocks: list[ClockState], step: Step, tags, now: datetime,
              disposition: str, fold_until: datetime | None) -> None:
         """A reminder or an escalation; `disposition` "superseded" logs one a higher step replaced."""
-        title, body, markdown = render_all(step.kind, view, clocks, now, step, self.tier_names[step.tier], self.templates)
+        title, body, markdown = render_all(step.kind, view, clocks, now, step, self.tier_names[step.tier], self.templates, self.base_url)
         alert = Alert(step.key, view.id, step.clock, step.kind, step.tier, tags, step.at, title, body, markdown, view.severity)
         self._fire(session, alert, now, disposition, fold_until)
 
@@ -93,3 +96,13 @@ def source_health(session: Session, alerting: Alerting, change, row, now: dateti
     fire(session, Alert(key, None, None, f"source_{change.kind}", 0, tags, now, title, body), now,
          alerting.channels if not alerting.dry_run else None, alerting.disposition)
     return title
+
+
+def database_outage(session: Session, channels, outage, tags, now: datetime) -> None:
+    """An outage that lasted past [database] alert_after, told once it can be recorded (keyed
+    by its start, so it is sent once)."""
+    title = f"【数据库异常】数据库曾中断 {show_delta(outage.until - outage.since)}，现已恢复"
+    body = (f"中断：{show(outage.since)} 至 {show(outage.until)}（北京时间）\n原因：{outage.reason}\n"
+            "期间的帖文、事件与告警均已推迟处理，无数据丢失。请检查磁盘空间与数据库服务。")
+    fire(session, Alert(f"database:outage:{outage.since.isoformat()}", None, None, "database_outage", 0, tags, now, title, body),
+         now, channels)

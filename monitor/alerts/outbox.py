@@ -56,8 +56,9 @@ class Delivery:
     record never turns into a second send (those rows are never claimed again)."""
 
     def __init__(self, sessions: sessionmaker[Session], channels: Channels, clock: Clock, cfg: AlertsConfig,
-                 ops_tags: tuple[str, ...] = ()):
+                 ops_tags: tuple[str, ...] = (), links=None):
         self.sessions, self.channels, self.clock, self.cfg, self.ops_tags = sessions, channels, clock, cfg, ops_tags
+        self.links = links  # monitor.alerts.links.Links: each recipient's own one-tap link goes in at send
         self.unrecorded: list[_Unrecorded] = []
         self._pool: ThreadPoolExecutor | None = None
 
@@ -153,6 +154,8 @@ class Delivery:
             row = session.get(Outbox, outbox_id)
             note = session.get(Notification, row.notification_id)
             title, body, markdown = note.title, note.body, note.body_md
+            if self.links is not None:
+                body, markdown = (self.links.fill(t, outbox_id, note.incident_id) for t in (body, markdown))
         ok, error = self.channels.send(row.target, title, body, markdown=markdown)
         self._recorded([outbox_id], ok, error, title)
         return 1 if ok else 0
@@ -212,9 +215,10 @@ def deliver_due(
     cfg: AlertsConfig,
     limit: int = 100,
     ops_tags: tuple[str, ...] = (),
+    links=None,
 ) -> int:
     """One delivery round with a stage of its own (tests, the CLI); the daemon keeps one."""
-    return Delivery(sessions, channels, clock, cfg, ops_tags).deliver_due(limit)
+    return Delivery(sessions, channels, clock, cfg, ops_tags, links).deliver_due(limit)
 
 
 def _claim(session: Session, outbox_id: int, state: str, now: datetime) -> bool:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from monitor.clock import show, show_delta, show_due, time_left
+from monitor.alerts.links import ACK_MARK
 from monitor.alerts.templates import DEFAULT_TEMPLATES, Templates
+from monitor.clock import show, show_delta, show_due, time_left
 from monitor.incidents.escalation import ClockState, Step
 from monitor.incidents.views import IncidentView
 
@@ -24,6 +25,7 @@ def render_all(
     step: Step | None = None,
     tier_name: str = "",
     templates: Templates = DEFAULT_TEMPLATES,
+    base_url: str = "",
 ) -> tuple[str, str, str]:
     if kind == "escalation" and step is not None and step.clock is None:
         kind = "unacked"
@@ -56,6 +58,8 @@ def render_all(
         "step": step_context,
         "ack_command": f"monitor incidents ack {incident.id}",
         "met_command": f"monitor incidents met {incident.id} {target} --evidence 链接",
+        # With a console: the incident's page, and the one-tap link (delivery signs it per recipient).
+        "links": {"incident": f"{base_url}/incidents/{incident.id}", "ack": ACK_MARK} if base_url else None,
         "now": show(now),
     }
     return templates.render(kind, context)

@@ -7,6 +7,8 @@ The context carries everything an officer needs, ready to print:
   clocks:   name, due, status ("剩余 2小时" / "已超时 1小时" / "已于 … 完成"), line
   step:     kind, clock, tier, overdue ("已超时 1小时" / "已到截止时间"), left, waited
   ack_command, met_command, now
+  links:    incident (the console's page), ack (a one-tap link, each recipient's own);
+            None when [web] base_url is not set
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ _BODY = """事件：#{{ incident.id }} {{ incident.rule }}（{{ incident.severit
 {% endif %}回应时限（北京时间）：
 {% for c in clocks %}{{ c.line }}
 {% endfor %}{% if step and step.kind == 'escalation' %}已升级至：{{ step.tier }}
-{% endif %}{% if not incident.acked %}确认收到：{{ ack_command }}
-{% endif %}登记回应：{{ met_command }}"""
+{% endif %}{% if links %}{% if not incident.acked %}一键确认：{{ links.ack }}
+{% endif %}查看与登记回应：{{ links.incident }}{% else %}{% if not incident.acked %}确认收到：{{ ack_command }}
+{% endif %}登记回应：{{ met_command }}{% endif %}"""
 
 _MARKDOWN = """### {{ title }}
 - **事件**：#{{ incident.id }} {{ incident.rule }}（**{{ incident.severity }}**）
@@ -43,8 +46,9 @@ _MARKDOWN = """### {{ title }}
 {% if step and step.kind == 'escalation' %}
 **已升级至：{{ step.tier }}**
 {% endif %}
-{% if not incident.acked %}> 确认收到：`{{ ack_command }}`
-{% endif %}> 登记回应：`{{ met_command }}`"""
+{% if links %}{% if not incident.acked %}[**✅ 一键确认收到**]({{ links.ack }})　{% endif %}[查看与登记回应]({{ links.incident }})
+{% else %}{% if not incident.acked %}> 确认收到：`{{ ack_command }}`
+{% endif %}> 登记回应：`{{ met_command }}`{% endif %}"""
 
 DEFAULTS = {
     "opened": {"title": "【{{ incident.severity }}】新舆情事件 #{{ incident.id }}：{{ incident.rule }}"},

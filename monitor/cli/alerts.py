@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
+from monitor.alerts.links import readable
 from monitor.cli.common import command, group, open_db
 from monitor.clock import SystemClock, parse_iso, show
 from monitor.config import load
@@ -49,7 +50,7 @@ def _alerts(args) -> int:
             if note.disposition != "sent":
                 print(f"  {DISPOSITION.get(note.disposition, note.disposition)}")
             print("  正文：")
-            for line in note.body.splitlines():
+            for line in readable(note.body).splitlines():
                 print(f"    {line}")
             for row in session.scalars(select(Outbox).where(Outbox.notification_id == note.id).order_by(Outbox.id)):
                 print(f"  → {row.target_display}（{row.tag}）：{DELIVERY.get(row.state, row.state)}，尝试 {row.attempts} 次"

@@ -31,12 +31,16 @@ def read_bytes(path: Path) -> bytes | None:
 # What a reload cannot change under a running daemon: the database, the worker pool, the demo.
 _FROZEN = {"数据库地址": lambda c: c.database_url(), "轮询线程数（[daemon] workers）": lambda c: c.main.daemon.workers,
            "状态目录": lambda c: c.state_dir, "演示（[demo]）": lambda c: c.main.demo, "周报开关": lambda c: c.main.report.enabled,
-           "日志级别": lambda c: c.main.daemon.log_level}
+           "日志级别": lambda c: c.main.daemon.log_level,
+           # permissions and limits apply at once; where it listens and what links and cookies are signed with do not
+           "值班台地址与签名（[web] enabled、listen、base_url、link_ttl、session_ttl、secure_cookies、secret_file）": lambda c: (
+               None if c.main.web is None else c.main.web.model_dump(include={"enabled", "listen", "base_url", "link_ttl", "session_ttl",
+                                                                              "secure_cookies", "secret_file"}))}
 
 # Sections of monitor.toml a person names when saying what changed, in the order they read them.
 _SECTIONS = (("值班人员", "person"), ("班次", "shift"), ("值班梯队", "tier"), ("升级策略", "escalation"), ("回应时限", "clock"),
              ("告警设置", "alerts"), ("模板", "templates"), ("事件归并", "incidents"), ("热度", "heat"), ("匹配", "matching"),
-             ("来源健康", "health"), ("周报", "report"), ("抓取", "http"), ("节假日", "calendar"))
+             ("来源健康", "health"), ("周报", "report"), ("抓取", "http"), ("节假日", "calendar"), ("值班台", "web"))
 
 
 def needs_restart(old: Config, new: Config) -> list[str]:

@@ -36,8 +36,8 @@ def measure(posts: list[tuple[datetime, str, str | None]], now: datetime, span_h
     )
 
 
-def curve(times: list[datetime], start: datetime, end: datetime, buckets: int = 24) -> tuple[str, timedelta]:
-    """A one-line bar chart of posts over [start, end]: the heat curve in a terminal."""
+def histogram(times: list[datetime], start: datetime, end: datetime, buckets: int = 24) -> tuple[list[int], timedelta]:
+    """Posts per bucket over [start, end], and the buckets' width (at least ten minutes)."""
     if end <= start:
         end = start + timedelta(hours=1)
     width = max((end - start) / buckets, timedelta(minutes=10))
@@ -46,5 +46,11 @@ def curve(times: list[datetime], start: datetime, end: datetime, buckets: int = 
         index = int((t - start) / width)
         if 0 <= index < buckets:
             counts[index] += 1
+    return counts, width
+
+
+def curve(times: list[datetime], start: datetime, end: datetime, buckets: int = 24) -> tuple[str, timedelta]:
+    """A one-line bar chart of posts over [start, end]: the heat curve in a terminal."""
+    counts, width = histogram(times, start, end, buckets)
     top = max(counts) or 1
     return "".join(" " if c == 0 else BARS[min(len(BARS) - 1, (c * len(BARS) - 1) // top)] for c in counts), width

@@ -1,0 +1,120 @@
+"""Who may do what, and doing it: the one door from the console, the API and one-tap links
+into monitor.incidents.actions. Each call is one transaction and returns what a person reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monitor.accounts import Principal
+from monitor.clock import show, show_due
+from monitor.incidents.record import ActionError
+from monitor.web.context import Console
+
+ACTION_NAMES = {
+    "ack": "确认收到", "met": "登记回应", "close": "关闭", "false_positive": "标记误报",
+    "regrade": "调整级别", "merge": "合并", "split": "拆分",
+}
+
+
+class Forbidden(Exception):
+    """The user's role may not do this (HTTP 403)."""
+
+
+@dataclass(frozen=True)
+class Done:
+    incident_id: int  # where to look next
+    message: str
+
+
+def may(console: Console, who: Principal, action: str) -> bool:
+    return console.web.may.allows(who.role, action)
+
+
+def perform(console: Console, who: Principal | None, actor: str, incident_id: int, action: str, **params) -> Done:
+    """Check the role (None: a one-tap link, which may only acknowledge), then act.
+    Raises Forbidden, or ActionError with the reason in Chinese."""
+    if action not in ACTION_NAMES:
+        raise ActionError(f"未知操作「{action}」")
+    if who is None and action != "ack" or who is not None and not may(console, who, action):
+        raise Forbidden(f"{who.role if who else '告警链接'}无权执行「{ACTION_NAMES[action]}」")
+    actions = console.incidents().actions
+    with console.writing(), console.sessions.begin() as session:
+        now = console.clock.now()
+        incident = actions.get(session, incident_id)  # held: the identity map keeps it for the action's own get
+        _in_scope(console, who, incident)
+        if action == "ack":
+            actions.ack(session, incident_id, actor, now)
+            return Done(incident_id, f"事件 #{incident_id} 已确认（{actor}，{show(now)}）")
+        if action == "met":
+            clock = (params.get("clock") or "").strip()
+            incident = actions.met(session, incident_id, clock, actor, now, _text(params.get("evidence")), _text(params.get("note")))
+            due = next(c.due_at for c in incident.clocks if c.name == clock and c.active)
+            late = "超时" if now > due else "按时"
+            return Done(incident_id, f"事件 #{incident_id}「{clock}」已于 {show(now)} 登记完成（{late}，截止 {show_due(due)}）")
+        if action == "close":
+            actions.close(session, incident_id, actor, now)
+            return Done(incident_id, f"事件 #{incident_id} 已于 {show(now)} 关闭")
+        if action == "false_positive":
+            actions.false_positive(session, incident_id, actor, now, _text(params.get("note")))
+            return Done(incident_id, f"事件 #{incident_id} 已标记为误报并关闭")
+        if action == "regrade":
+            level = (params.get("level") or "").strip()
+            actions.regrade(session, incident_id, level, actor, now)
+            return Done(incident_id, f"事件 #{incident_id} 级别改为「{level}」，时限已重算")
+        if action == "merge":
+            other = _number(params.get("other"), "要并入的事件编号")
+            actions.merge(session, incident_id, other, actor, now)
+            return Done(incident_id, f"事件 #{other} 已并入 #{incident_id}")
+        posts = [p for p in str(params.get("posts") or "").replace("，", ",").replace(",", " ").split() if p]
+        if not posts:
+            raise ActionError("请写出要拆出的帖文编号")
+        new = actions.split(session, incident_id, posts, actor, now)
+        return Done(new.id, f"已从事件 #{incident_id} 拆出 {len(posts)} 条帖文，成为新事件 #{new.id}")
+
+
+def _in_scope(console: Console, who: Principal | None, incident) -> None:
+    """属地管理: an account of a department acts on that department's incidents (and on those
+    no department owns yet); 管理员 and accounts without a department act on all."""
+    if who is None or not who.department or who.role == "管理员" or not console.web.department_scope:
+        return
+    if incident.department and incident.department != who.department:
+        raise Forbidden(f"事件 #{incident.id} 由{incident.department}负责，{who.department}的账号不能处置")
+
+
+def ack_by_link(console: Console, claim, actor: str) -> Done:
+    """A one-tap link acknowledges once: the link is spent in the same transaction as the
+    acknowledgement, so two taps (or two instances) cannot both act."""
+    from sqlalchemy.exc import IntegrityError
+
+    from monitor.store.models import Notification, Outbox, UsedLink
+    from monitor.alerts.links import LinkError
+
+    with console.writing(), console.sessions.begin() as session:
+        now = console.clock.now()
+        spent = session.get(UsedLink, claim.outbox_id)
+        if spent is not None:
+            raise LinkError(f"此链接已于 {show(spent.used_at)} 使用过：没有再次执行任何操作")
+        row = session.get(Outbox, claim.outbox_id)
+        note = session.get(Notification, row.notification_id) if row is not None else None
+        if note is None or note.incident_id != claim.incident_id:
+            raise LinkError("链接无效（与告警记录不符）：没有执行任何操作")
+        try:
+            with session.begin_nested():
+                session.add(UsedLink(outbox_id=claim.outbox_id, used_at=now, incident_id=claim.incident_id))
+                session.flush()
+        except IntegrityError:
+            raise LinkError("此链接刚刚已被使用：没有再次执行任何操作") from None
+        console.incidents().actions.ack(session, claim.incident_id, actor, now)
+    return Done(claim.incident_id, f"事件 #{claim.incident_id} 已确认（{actor}，{show(now)}）")
+
+
+def _text(value) -> str | None:
+    value = (value or "").strip() if isinstance(value, str) or value is None else str(value)
+    return value[:2000] or None
+
+
+def _number(value, what: str) -> int:
+    try:
+        return int(str(value).strip().lstrip("#"))
+    except (TypeError, ValueError):
+        raise ActionError(f"{what}应为数字") from None
