@@ -12,6 +12,9 @@ Start-up order matters for "nothing lost": migrations → catch up posts stored 
 processed → catch up escalation steps that fell due while we were down → jobs → READY.
 SIGTERM stops within STOP_BUDGET seconds whatever runs: a poll stuck in a slow read is
 left behind, and loses nothing (its transaction never committed).
+
+Slightly over 350 lines on purpose: start, reload and stop must see every job they swap or
+stop; each job's own work lives in its package.
 """
 
 from __future__ import annotations

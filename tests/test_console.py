@@ -254,7 +254,7 @@ def test_a_huge_body_is_refused_before_it_is_read(world):
     r = c.post("/rules/test", data={"csrf": token, "body": "爆炸" * 600_000})
     assert r.status_code == 413
     r = c.post("/rules/test", data={"csrf": token, "title": "化工厂爆炸"})
-    assert r.status_code == 200 and "✔ 匹配：危化品爆炸" in r.text
+    assert r.status_code == 200 and "✔ 匹配：危化品爆炸" in r.text and "化工厂<mark>爆炸</mark>" in r.text
 
 
 def test_a_weekly_report_is_made_and_downloaded_from_the_console(world):

@@ -30,13 +30,13 @@ def may(console: Console, who: Principal, action: str) -> bool:
     return console.web.may.allows(who.role, action)
 
 
-def perform(console: Console, who: Principal | None, actor: str, incident_id: int, action: str, **params) -> Done:
-    """Check the role (None: a one-tap link, which may only acknowledge), then act.
-    Raises Forbidden, or ActionError with the reason in Chinese."""
+def perform(console: Console, who: Principal, actor: str, incident_id: int, action: str, **params) -> Done:
+    """Check the role and the department, then act. Raises Forbidden, or ActionError with the
+    reason in Chinese."""
     if action not in ACTION_NAMES:
         raise ActionError(f"未知操作「{action}」")
-    if who is None and action != "ack" or who is not None and not may(console, who, action):
-        raise Forbidden(f"{who.role if who else '告警链接'}无权执行「{ACTION_NAMES[action]}」")
+    if not may(console, who, action):
+        raise Forbidden(f"{who.role}无权执行「{ACTION_NAMES[action]}」")
     actions = console.incidents().actions
     with console.writing(), console.sessions.begin() as session:
         now = console.clock.now()
@@ -72,10 +72,10 @@ def perform(console: Console, who: Principal | None, actor: str, incident_id: in
         return Done(new.id, f"已从事件 #{incident_id} 拆出 {len(posts)} 条帖文，成为新事件 #{new.id}")
 
 
-def _in_scope(console: Console, who: Principal | None, incident) -> None:
+def _in_scope(console: Console, who: Principal, incident) -> None:
     """属地管理: an account of a department acts on that department's incidents (and on those
     no department owns yet); 管理员 and accounts without a department act on all."""
-    if who is None or not who.department or who.role == "管理员" or not console.web.department_scope:
+    if not who.department or who.role == "管理员" or not console.web.department_scope:
         return
     if incident.department and incident.department != who.department:
         raise Forbidden(f"事件 #{incident.id} 由{incident.department}负责，{who.department}的账号不能处置")

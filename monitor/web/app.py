@@ -68,7 +68,7 @@ def _left(context, due) -> str:
 env = templates.env
 env.filters.update(left=_left, 
     bj=show, due=show_due, delta=show_delta, safe_href=safe_href, shown_url=shown_url, event_data=_event_data,
-    basename=lambda p: Path(p).name, weekday=lambda d: "周" + WEEKDAY_NAMES.get(d, d),
+    basename=lambda p: Path(p).name, id=id, weekday=lambda d: "周" + WEEKDAY_NAMES.get(d, d),
 )
 
 

@@ -144,7 +144,7 @@ async def act(request: Request, incident_id: int, action: str):
 
 @router.get("/a/{token}")
 def link_page(request: Request, token: str):
-    return _link(request, token, None)
+    return _link(request, token, tap=False)
 
 
 @router.post("/a/{token}")
@@ -153,7 +153,8 @@ def link_tap(request: Request, token: str, csrf: str = Form("")):
     return _link(request, token, tap=True)
 
 
-def _link(request: Request, token: str, tap: bool | None):
+def _link(request: Request, token: str, tap: bool):
+    """GET shows what the link will do (a link preview sees only this); the tap acts."""
     console = console_of(request)
     links = console.links
     who = current_user(request)
@@ -267,4 +268,6 @@ def rules_test(request: Request, title: str = Form(""), body: str = Form(""), cs
     who = require_user(request)
     title, body = title[:2000], body[:20000]
     verdicts = [v for v in console_of(request).matcher().evaluate(title, body, every_rule=True) if v.matched or v.hits or v.rejected]
-    return page(request, "rules.html", user=who, title=title, body=body, verdicts=verdicts)
+    marked = {id(v): {name: queries.highlight(text, [(h.start, h.end) for h in v.hits if h.field == name])
+                      for name, text in (("title", title), ("body", body)) if text} for v in verdicts}
+    return page(request, "rules.html", user=who, title=title, body=body, verdicts=verdicts, marked=marked)
