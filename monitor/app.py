@@ -120,5 +120,5 @@ def setup_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "apscheduler", "apprise", "alembic.runtime.migration"):
+    for noisy in ("httpx", "httpcore", "apscheduler", "apprise", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

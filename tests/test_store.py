@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from monitor.cli import main
@@ -96,7 +96,6 @@ def test_two_instances_on_one_postgresql_process_each_post_once(pg_url, tmp_path
     when two instances pick different posts of one event.)"""
     import threading
 
-    from sqlalchemy import func, select
 
     from monitor.app import build
     from monitor.clock import FakeClock
@@ -174,4 +173,65 @@ def test_migrations_go_down_and_up_on_postgresql(pg_url):
     engine = db.make_engine(pg_url)
     db.upgrade(engine)
     _down_and_up(engine)
+    engine.dispose()
+
+
+def test_the_head_read_from_file_names_is_alembics_own():
+    from alembic.script import ScriptDirectory
+
+    engine = db.make_engine("sqlite://")
+    assert db.HEAD == ScriptDirectory.from_config(db.alembic_config(engine)).get_current_head() == HEAD
+    engine.dispose()
+
+
+def test_instances_started_together_on_a_fresh_postgresql_all_come_up(pg_url):
+    """Each start migrates; on a fresh database three at once used to leave all but one dead
+    on a duplicate alembic_version row. Now they take turns under an advisory lock."""
+    import threading
+
+    engines = [db.make_engine(pg_url) for _ in range(3)]
+    errors: list[BaseException] = []
+    go = threading.Barrier(3)
+
+    def start(engine):
+        go.wait()
+        try:
+            db.upgrade(engine)
+        except BaseException as e:  # noqa: BLE001 - the test reports whatever a start died of
+            errors.append(e)
+
+    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and all(db.current_revision(e) == HEAD for e in engines)
+    for e in engines:
+        e.dispose()
+
+
+def test_ten_thousand_sources_register_in_a_few_statements_and_a_moved_url_resets(tmp_path):
+    from sqlalchemy import event
+
+    from monitor.store.models import Source
+    from monitor.store.posts import register_sources
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    db.upgrade(engine)
+    sessions = db.session_factory(engine)
+    wanted = [(f"来源{i}", f"http://127.0.0.1/{i}.xml", "feed") for i in range(10_000)]
+    statements = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with sessions.begin() as s:
+        assert register_sources(s, wanted) == 10_000
+    assert len(statements) <= 3, statements[:5]  # one read, one insert (executemany)
+    with sessions.begin() as s:
+        row = s.scalars(select(Source).where(Source.name == "来源7")).one()
+        row.etag, row.body_hash = '"v1"', "abc"
+    with sessions.begin() as s:
+        assert register_sources(s, [*wanted[:7], ("来源7", "http://127.0.0.1/moved.xml", "feed")]) == 0
+    with sessions() as s:
+        row = s.scalars(select(Source).where(Source.name == "来源7")).one()
+        assert (row.url, row.etag, row.body_hash) == ("http://127.0.0.1/moved.xml", None, None)
+        assert s.scalar(select(func.count(Source.id))) == 10_000
     engine.dispose()

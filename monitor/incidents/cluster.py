@@ -25,11 +25,18 @@ import math
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
+from typing import TYPE_CHECKING
 
-import jieba.posseg
-from datasketch import MinHash, MinHashLSH
+import jieba
 
 from monitor.matching.normalize import normalize
+
+if TYPE_CHECKING:
+    from datasketch import MinHash
+
+# datasketch (which imports scipy) and jieba.posseg's tables cost ~0.7 s and ~100 MB at start:
+# they are imported on the first post event mode clusters, never in rule mode.
 
 SALIENT_FLAGS = ("n", "nr", "ns", "nt", "nz", "nw", "vn", "j", "eng")
 ENTITY_FLAGS = ("nr", "ns", "nt")  # people, places, organisations: who and where an event is
@@ -58,7 +65,7 @@ def features(text: str) -> Features:
     jieba.posseg, which tags by HMM and costs some 14 times as much. A word jieba's HMM found
     that is not in the dictionary is nearly always a name (凤坂河, a person, a shop): salient.
     """
-    tags = jieba.posseg.dt.word_tag_tab
+    tags = _word_tags()
     words, entities, tokens = set(), set(), []
     for word in jieba.lcut(normalize(text)):
         if not word.strip() or not any(ch.isalnum() for ch in word):
@@ -74,18 +81,34 @@ def features(text: str) -> Features:
     return Features(frozenset(words), frozenset(zip(tokens, tokens[1:])), frozenset(entities))
 
 
+@cache
+def _word_tags() -> dict:
+    import jieba.posseg
+
+    return jieba.posseg.dt.word_tag_tab
+
+
 def salient(text: str) -> set[str]:
     return set(features(text).words)
 
 
 SCHEME = "affine32"  # datasketch 2 default; named, since reused permutations need it named
-_PERMUTATIONS = MinHash(num_perm=NUM_PERM, scheme=SCHEME).permutations  # drawn once, not per post (seeded: the same every run)
+
+
+@cache
+def _permutations():
+    """Drawn once, not per post (seeded: the same every run)."""
+    from datasketch import MinHash
+
+    return MinHash(num_perm=NUM_PERM, scheme=SCHEME).permutations
 
 
 def minhash(shingles) -> MinHash | None:
     if len(shingles) < MIN_SHINGLES:
         return None
-    m = MinHash(num_perm=NUM_PERM, permutations=_PERMUTATIONS, scheme=SCHEME)
+    from datasketch import MinHash
+
+    m = MinHash(num_perm=NUM_PERM, permutations=_permutations(), scheme=SCHEME)
     m.update_batch([f"{a}\x1f{b}".encode("utf-8") for a, b in shingles])
     return m
 
@@ -126,7 +149,11 @@ class Clusterer:
         self.df: Counter = Counter()
         self.seen = 0
         self.near_dup = near_dup
-        self._lsh = MinHashLSH(threshold=near_dup, num_perm=NUM_PERM) if near_dup else None
+        self._lsh = None
+        if near_dup:
+            from datasketch import MinHashLSH
+
+            self._lsh = MinHashLSH(threshold=near_dup, num_perm=NUM_PERM)
         self._sketch: dict[str, MinHash] = {}  # posts within the window, for near-duplicates
         self._sketched: deque = deque()  # (when, post_id), to let old sketches go
         self._next_key = 0

@@ -25,7 +25,7 @@ from monitor.sources.polite import HostGate
 from monitor.sources.schedule import next_poll
 from monitor.store.faults import is_transient
 from monitor.store.models import Post, Source
-from monitor.store.posts import source_row, store_posts
+from monitor.store.posts import register_sources, source_row, store_posts
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,7 @@ class Poller:
     def register(self, sources: list[SourceConfig]) -> None:
         """Make sure every configured source has its row (and so its state) in the store."""
         with self.sessions.begin() as session:
-            for cfg in sources:
-                source_row(session, cfg.name, cfg.url, cfg.type)
+            register_sources(session, [(cfg.name, cfg.url, cfg.type) for cfg in sources])
 
     def due(self, sources: list[SourceConfig], limit: int | None = None, exclude: set[str] | frozenset = frozenset()) -> list[SourceConfig]:
         """Enabled sources due now, the longest overdue first, at most `limit`."""

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -82,16 +81,58 @@ def _sqlite_pragmas(dbapi_conn, busy_timeout: float) -> None:
     cur.close()
 
 
-def alembic_config(engine: Engine) -> AlembicConfig:
+MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest revision, from the file names (0014_console_accounts.py has revision '0014'; a test
+# holds this to Alembic's own head). A start on a current schema never imports Alembic.
+HEAD = max(p.name[:4] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+_PG_MIGRATION_LOCK = 0x6D6F6E01  # pg_advisory_lock key: "mon" + 1
+
+
+def alembic_config(engine: Engine):
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
     return cfg
 
 
+def stored_revision(engine: Engine) -> str | None:
+    """The schema's revision, read without Alembic (None: no schema yet)."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:
+        return None
+
+
+@contextmanager
+def _migration_lock(engine: Engine):
+    """Instances started together on one PostgreSQL migrate one at a time: the others wait here,
+    then find the schema current (instead of dying on a duplicate alembic_version row)."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            conn.commit()
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration (run at every start; a no-op when current)."""
-    command.upgrade(alembic_config(engine), "head")
+    if stored_revision(engine) == HEAD:
+        return
+    from alembic import command
+
+    with _migration_lock(engine):
+        command.upgrade(alembic_config(engine), "head")
 
 
 def current_revision(engine: Engine) -> str | None:

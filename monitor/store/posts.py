@@ -21,19 +21,47 @@ def source_row(session: Session, name: str, url: str, kind: str = "feed") -> Sou
         session.add(row)
         session.flush()
     elif row.url != url:
-        # A changed URL is a new feed: its validators and body hash no longer apply.
-        row.url, row.etag, row.last_modified, row.body_hash = url, None, None, None
+        _moved(row, url)
     return row
 
 
-def _insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
+def _moved(row: Source, url: str) -> None:
+    # A changed URL is a new feed: its validators and body hash no longer apply.
+    row.url, row.etag, row.last_modified, row.body_hash = url, None, None, None
+
+
+def register_sources(session: Session, wanted: list[tuple[str, str, str]]) -> int:
+    """Rows for (name, url, kind) sources: one read, the missing inserted in one statement
+    (another instance inserting the same at once is no error), moved URLs reset. Returns how
+    many rows were added."""
+    by_name = {name: (url, kind) for name, url, kind in wanted}
+    existing = {name: url for name, url in session.execute(select(Source.name, Source.url))}
+    moved = [name for name, (url, _kind) in by_name.items() if name in existing and existing[name] != url]
+    if moved:
+        for row in session.scalars(select(Source).where(Source.name.in_(moved))):
+            _moved(row, by_name[row.name][0])
+    missing = [{"name": name, "url": url, "kind": kind, "consecutive_failures": 0, "posts_total": 0}
+               for name, (url, kind) in by_name.items() if name not in existing]
+    if missing:
+        upsert = _upsert(session)
+        session.execute(upsert(Source).on_conflict_do_nothing(index_elements=["name"]) if upsert else insert(Source), missing)
+    return len(missing)
+
+
+def _upsert(session: Session):
+    """The dialect's INSERT that knows ON CONFLICT, where there is one."""
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
     elif dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
-        dialect_insert = None
+        return None
+    return dialect_insert
+
+
+def _insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
+    dialect_insert = _upsert(session)
     if dialect_insert is not None:
         stmt = dialect_insert(Post).on_conflict_do_nothing(index_elements=["source_id", "external_id"])
         return len(session.execute(stmt.returning(Post.id), rows).all())
