@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from monitor.app import build
 from monitor.cli import main
@@ -309,6 +309,25 @@ def test_failing_source_alerts_once_and_recovers_once(world, server, receiver):
     app2 = build(cfg, app.clock)
     with app2.sessions.begin() as s:
         assert health.check(s, cfg.main, app2.channels, app2.clock.now()) == []
+
+
+def test_a_failing_source_is_told_once_whichever_instance_notices_it(world, server):
+    """Two instances check health; the second read the source before the first wrote
+    `failing`, and at its own time: the episode's key is the same, so one alert."""
+    server.routes["/f"] = Route(b"oops", status=500)
+    cfg, app = world(sources=[("官网", server.url("/f"))], extra='[health]\nfailures = 3\n')
+    poller = poller_for(app)
+    for _ in range(3):
+        poller.poll(cfg.main.source[0])
+        app.clock.advance(timedelta(minutes=10))
+    with app.sessions.begin() as s:
+        assert [c.kind for c in health.check(s, cfg.main, app.channels, app.clock.now())] == ["failing"]
+    with app.sessions.begin() as s:  # the other instance's stale view, seconds later
+        s.execute(text("UPDATE sources SET health_state = 'ok', health_since = NULL"))
+    app.clock.advance(timedelta(seconds=20))
+    with app.sessions.begin() as s:
+        health.check(s, cfg.main, app.channels, app.clock.now())
+    assert health_alerts(app) == [("source_failing", "【数据源异常】来源「官网」连续 3 次抓取失败")]
 
 
 def test_quiet_source_alerts_after_longer_than_usual(world, server):

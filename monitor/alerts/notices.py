@@ -92,7 +92,7 @@ def source_health(session: Session, alerting: Alerting, change, row, now: dateti
     row); returns the title, for the log."""
     title, body = render_source_health(change.kind, row.name, row.url, change.since, now, row.consecutive_failures,
                                        row.last_error, row.last_success_at, usual_gap, row.last_new_post_at)
-    key = f"source:{row.name}:{change.kind}:{change.since.isoformat()}"
+    key = f"source:{row.name}:{change.kind}:{change.episode or change.since.isoformat()}"
     fire(session, Alert(key, None, None, f"source_{change.kind}", 0, tags, now, title, body), now,
          alerting.channels if not alerting.dry_run else None, alerting.disposition)
     return title

@@ -27,6 +27,7 @@ class SourceState:
     failures: int
     last_new_post_at: datetime | None
     usual_gap: timedelta | None
+    last_success_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class Change:
     kind: str  # failing | quiet | recovered
     state: str  # the state the source goes to
     since: datetime  # start of the episode (for recovered: of the one that ended)
+    # What names the episode in the alert's key, the same whichever instance sees it first:
+    # a failing streak is the one after the last success (not the moment it was noticed).
+    episode: str = ""
 
 
 def quiet_threshold(cfg: HealthConfig, source: SourceConfig, usual_gap: timedelta | None) -> timedelta:
@@ -47,7 +51,8 @@ def quiet_threshold(cfg: HealthConfig, source: SourceConfig, usual_gap: timedelt
 def evaluate(s: SourceState, cfg: HealthConfig, source: SourceConfig, now: datetime) -> Change | None:
     if s.failures >= cfg.failures:
         if s.state != "failing":
-            return Change("failing", "failing", now)
+            after = s.last_success_at.isoformat() if s.last_success_at else "never"
+            return Change("failing", "failing", now, f"after-{after}")
         return None
     if s.state == "failing":
         return Change("recovered", "ok", s.since or now)
@@ -72,7 +77,7 @@ def check(session: Session, cfg: MainConfig, channels: Channels | None, now: dat
         source = configured[row.name]
         usual = timedelta(seconds=row.new_item_gap_s) if row.new_item_gap_s else None
         state = SourceState(row.health_state or "ok", row.health_since, row.consecutive_failures,
-                            row.last_new_post_at, usual)
+                            row.last_new_post_at, usual, row.last_success_at)
         change = evaluate(state, cfg.health, source, now)
         if change is None:
             continue
