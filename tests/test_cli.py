@@ -68,3 +68,34 @@ def test_an_officer_command_never_creates_an_empty_database(tmp_path, capsys):
     assert main(["db", "upgrade", "--config", str(cfg)]) == 0  # the one command that makes it
     assert main(["incidents", "ack", "1", "--config", str(cfg)]) == 1
     assert "事件 #1 不存在" in capsys.readouterr().err
+
+
+def test_sources_list_at_ten_thousand_sources_summarises_filters_and_pages(tmp_path, capsys):
+    from sqlalchemy import update
+
+    from monitor.store import db
+    from monitor.store.models import Source
+    from monitor.store.posts import register_sources
+
+    sources = [(f"来源{i:05d}", f"http://127.0.0.1:9/{i}.xml") for i in range(10_000)]
+    path = write_config(tmp_path, sources=sources)
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'monitor.db'}")
+    db.upgrade(engine)
+    with db.session_factory(engine).begin() as s:
+        register_sources(s, [(n, u, "feed") for n, u in sources[:9_990]])  # ten never polled yet
+        s.execute(update(Source).where(Source.name.in_(["来源00042", "来源00043"])).values(consecutive_failures=4, last_error="HTTP 500"))
+        s.execute(update(Source).where(Source.name == "来源00100").values(health_state="quiet"))
+    engine.dispose()
+    capsys.readouterr()
+    assert main(["sources", "list", "--config", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "来源 10000 个（配置中）：失败 2，沉寂 1，正常 9987，尚未抓取 10；数据库中 9990 个"
+    assert out[-1].startswith("……另有 9890 个未列出")
+    assert main(["sources", "list", "--failing", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "来源00042【订阅源】：失败（连续 4 次）" in out and "来源00043" in out and "来源00001【" not in out
+    assert main(["sources", "list", "--quiet", "--config", str(path)]) == 0
+    assert "来源00100【订阅源】：正常；沉寂" in capsys.readouterr().out
+    assert main(["sources", "list", "--name", "0998", "--limit", "0", "--config", str(path)]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if "【订阅源】" in line]
+    assert len(listed) == 11  # 来源00998 and 来源09980…09989
