@@ -59,32 +59,11 @@ def _incidents(args) -> int:
         if command == "show":
             return _incidents_show(sessions, service, args.id, now)
         with sessions.begin() as session:
-            if command == "ack":
-                service.actions.ack(session, args.id, actor, now)
-                print(f"事件 #{args.id} 已确认（{actor}，{show(now)}）")
-            elif command == "met":
-                incident = service.actions.met(session, args.id, args.clock, actor, now, args.evidence)
-                clock = next(c for c in incident.clocks if c.name == args.clock)
-                late = now > clock.due_at
-                print(f"事件 #{args.id}「{args.clock}」已于 {show(now)} 登记完成"
-                      f"{'（超时，截止 ' if late else '（按时，截止 '}{show_due(clock.due_at)}）")
-            elif command == "close":
-                service.actions.close(session, args.id, actor, now)
-                print(f"事件 #{args.id} 已于 {show(now)} 关闭")
-            elif command == "false-positive":
-                service.actions.false_positive(session, args.id, actor, now, args.note)
-                print(f"事件 #{args.id} 已标记为误报并关闭（{actor}，{show(now)}）")
-            elif command == "merge":
-                service.actions.merge(session, args.id, args.other, actor, now)
-                print(f"事件 #{args.other} 已并入 #{args.id}（#{args.other} 已关闭）")
-            elif command == "split":
-                new = service.actions.split(session, args.id, args.posts, actor, now)
-                print(f"已从事件 #{args.id} 拆出 {len(args.posts)} 条帖文，成为新事件 #{new.id}")
-            elif command == "regrade":
-                incident = service.actions.regrade(session, args.id, args.level, actor, now)
-                print(f"事件 #{args.id} 级别改为「{args.level}」，时限已重算：")
-                for c in service.clock_states(incident):
-                    print(f"  · {c.name}：{show_due(c.due_at)} 截止")
+            done = service.actions.do(
+                session, args.id, command.replace("-", "_"), actor, now, clock=getattr(args, "clock", ""),
+                evidence=getattr(args, "evidence", None), note=getattr(args, "note", None), level=getattr(args, "level", ""),
+                other=getattr(args, "other", None), posts=getattr(args, "posts", None))
+            print(done.message)
     except ActionError as e:
         print(f"无法执行：{e}", file=sys.stderr)
         return 1

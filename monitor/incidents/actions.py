@@ -4,12 +4,13 @@ it may do (an ActionError says why not, in Chinese) and leaves an event with its
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.clock import show
+from monitor.clock import show, show_due
 from monitor.config import MainConfig
 from monitor.incidents.clocks import clock_start
 from monitor.incidents.record import ActionError, NoSuchIncident, Planner, changed, drop_held_steps, event, link
@@ -17,10 +18,56 @@ from monitor.severity import SEVERITIES
 from monitor.store.models import Incident, IncidentPost, Post, ResponseClock
 
 
+ACTION_NAMES = {
+    "ack": "确认收到", "met": "登记回应", "close": "关闭", "false_positive": "标记误报",
+    "regrade": "调整级别", "merge": "合并", "split": "拆分",
+}
+
+
+@dataclass(frozen=True)
+class Done:
+    incident_id: int  # where to look next (split: the new incident)
+    message: str  # what the officer reads
+
+
 class Actions:
     def __init__(self, cfg: MainConfig, planner: Planner):
         self.cfg = cfg
         self.planner = planner
+
+    def do(self, session: Session, incident_id: int, action: str, actor: str, now: datetime, *, clock: str = "",
+           evidence: str | None = None, note: str | None = None, level: str = "", other: int | None = None,
+           posts: list[str] | None = None) -> Done:
+        """One action by name, and what it says it did: the CLI and the console print the same."""
+        if action == "ack":
+            self.ack(session, incident_id, actor, now)
+            return Done(incident_id, f"事件 #{incident_id} 已确认（{actor}，{show(now)}）")
+        if action == "met":
+            incident = self.met(session, incident_id, clock, actor, now, evidence, note)
+            due = next(c.due_at for c in incident.clocks if c.name == clock and c.active)
+            late = "超时" if now > due else "按时"
+            return Done(incident_id, f"事件 #{incident_id}「{clock}」已于 {show(now)} 登记完成（{late}，截止 {show_due(due)}）")
+        if action == "close":
+            self.close(session, incident_id, actor, now)
+            return Done(incident_id, f"事件 #{incident_id} 已于 {show(now)} 关闭")
+        if action == "false_positive":
+            self.false_positive(session, incident_id, actor, now, note)
+            return Done(incident_id, f"事件 #{incident_id} 已标记为误报并关闭（{actor}，{show(now)}）")
+        if action == "regrade":
+            incident = self.regrade(session, incident_id, level, actor, now)
+            dues = "".join(f"\n  · {c.name}：{show_due(c.due_at)} 截止" for c in incident.clocks if c.active)
+            return Done(incident_id, f"事件 #{incident_id} 级别改为「{level}」，时限已重算：{dues}")
+        if action == "merge":
+            if other is None:
+                raise ActionError("请写出要并入的事件编号")
+            self.merge(session, incident_id, other, actor, now)
+            return Done(incident_id, f"事件 #{other} 已并入 #{incident_id}（#{other} 已关闭）")
+        if action == "split":
+            if not posts:
+                raise ActionError("请写出要拆出的帖文编号")
+            new = self.split(session, incident_id, posts, actor, now)
+            return Done(new.id, f"已从事件 #{incident_id} 拆出 {len(posts)} 条帖文，成为新事件 #{new.id}")
+        raise ActionError(f"未知操作「{action}」")
 
     def get(self, session: Session, incident_id: int) -> Incident:
         incident = session.get(Incident, incident_id)

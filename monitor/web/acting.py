@@ -3,27 +3,14 @@ into monitor.incidents.actions. Each call is one transaction and returns what a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from monitor.accounts import Principal
-from monitor.clock import show, show_due
+from monitor.clock import show
+from monitor.incidents.actions import ACTION_NAMES, Done
 from monitor.incidents.record import ActionError
 from monitor.web.context import Console
 
-ACTION_NAMES = {
-    "ack": "确认收到", "met": "登记回应", "close": "关闭", "false_positive": "标记误报",
-    "regrade": "调整级别", "merge": "合并", "split": "拆分",
-}
-
-
 class Forbidden(Exception):
     """The user's role may not do this (HTTP 403)."""
-
-
-@dataclass(frozen=True)
-class Done:
-    incident_id: int  # where to look next
-    message: str
 
 
 def may(console: Console, who: Principal, action: str) -> bool:
@@ -39,37 +26,13 @@ def perform(console: Console, who: Principal, actor: str, incident_id: int, acti
         raise Forbidden(f"{who.role}无权执行「{ACTION_NAMES[action]}」")
     actions = console.incidents().actions
     with console.writing(), console.sessions.begin() as session:
-        now = console.clock.now()
         incident = actions.get(session, incident_id)  # held: the identity map keeps it for the action's own get
         _in_scope(console, who, incident)
-        if action == "ack":
-            actions.ack(session, incident_id, actor, now)
-            return Done(incident_id, f"事件 #{incident_id} 已确认（{actor}，{show(now)}）")
-        if action == "met":
-            clock = (params.get("clock") or "").strip()
-            incident = actions.met(session, incident_id, clock, actor, now, _text(params.get("evidence")), _text(params.get("note")))
-            due = next(c.due_at for c in incident.clocks if c.name == clock and c.active)
-            late = "超时" if now > due else "按时"
-            return Done(incident_id, f"事件 #{incident_id}「{clock}」已于 {show(now)} 登记完成（{late}，截止 {show_due(due)}）")
-        if action == "close":
-            actions.close(session, incident_id, actor, now)
-            return Done(incident_id, f"事件 #{incident_id} 已于 {show(now)} 关闭")
-        if action == "false_positive":
-            actions.false_positive(session, incident_id, actor, now, _text(params.get("note")))
-            return Done(incident_id, f"事件 #{incident_id} 已标记为误报并关闭")
-        if action == "regrade":
-            level = (params.get("level") or "").strip()
-            actions.regrade(session, incident_id, level, actor, now)
-            return Done(incident_id, f"事件 #{incident_id} 级别改为「{level}」，时限已重算")
-        if action == "merge":
-            other = _number(params.get("other"), "要并入的事件编号")
-            actions.merge(session, incident_id, other, actor, now)
-            return Done(incident_id, f"事件 #{other} 已并入 #{incident_id}")
         posts = [p for p in str(params.get("posts") or "").replace("，", ",").replace(",", " ").split() if p]
-        if not posts:
-            raise ActionError("请写出要拆出的帖文编号")
-        new = actions.split(session, incident_id, posts, actor, now)
-        return Done(new.id, f"已从事件 #{incident_id} 拆出 {len(posts)} 条帖文，成为新事件 #{new.id}")
+        other = _number(params["other"], "要并入的事件编号") if params.get("other") not in (None, "") else None
+        return actions.do(session, incident_id, action, actor, console.clock.now(), clock=(params.get("clock") or "").strip(),
+                          evidence=_text(params.get("evidence")), note=_text(params.get("note")),
+                          level=(params.get("level") or "").strip(), other=other, posts=posts)
 
 
 def _in_scope(console: Console, who: Principal, incident) -> None:
