@@ -19,6 +19,7 @@ stop; each job's own work lives in its package.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import random
@@ -134,6 +135,10 @@ class Daemon:
             job(self.watchdog_job, "interval", seconds=max(watchdog_usec / 2e6, 1), id="watchdog", executor="watchdog")
         self.scheduler.start()
         self.console = self._start_console() if self.links is not None else None
+        # What start-up built (the dictionary, the rules' automaton, the store's mappings) lives
+        # as long as the process: kept out of the collector's full passes, which otherwise
+        # walked it every few seconds under load and stopped every thread for ~140 ms each.
+        gc.freeze()
         self.notifier.notify("READY=1")
         self.notifier.notify(f"STATUS=运行中：{len(main.source)} 个来源，{len(cfg.rules)} 条规则")
         log.info("监测已启动：%d 个来源，%d 条规则，用时 %.2f 秒", len(main.source), len(cfg.rules), time.monotonic() - started)
@@ -268,6 +273,8 @@ class Daemon:
             if getattr(self, "reporter", None) is not None:
                 self.reporter.cfg, self.reporter.report_cfg, self.reporter.channels = new, main.report, channels
             self.cfg, self.apprise_bytes = new, apprise_now
+        if matcher is not None:
+            gc.freeze()  # the new rules live until the next reload, as start-up's did
         for job_id, seconds in (("poll", main.daemon.poll_check), ("tick", main.escalation.tick), ("deliver", main.alerts.deliver_every)):
             self.scheduler.reschedule_job(job_id, trigger="interval", seconds=seconds.total_seconds())
         if new.rules != old.rules:
