@@ -42,6 +42,7 @@ from monitor.config import Config, ConfigError
 from monitor.config import load as load_config
 from monitor.config.changes import by_name, describe_changes, needs_restart, read_bytes, signature
 from monitor.config.loading import rule_files
+from monitor.metrics import TICK_SECONDS
 from monitor.sources import health
 from monitor.sources.engine import PollEngine
 from monitor.sources.http import make_client
@@ -74,6 +75,8 @@ class Daemon:
         self.demo = None
         self.engine: PollEngine | None = None
         self.processor: threading.Thread | None = None
+        self.ready = False
+        self.metrics = None
 
     def start(self) -> None:
         started = time.monotonic()
@@ -85,6 +88,8 @@ class Daemon:
             self.demo.start()
         self.app = app = build(cfg, self.clock)
         log.info("数据库：%s", safe_url(cfg.database_url()))
+        if cfg.main.metrics is not None:
+            self.metrics = self._start_metrics(cfg.main.metrics)
         app.pipeline.matcher.segmenter.initialize()
         main = cfg.main
         workers = main.daemon.workers
@@ -139,9 +144,41 @@ class Daemon:
         # as long as the process: kept out of the collector's full passes, which otherwise
         # walked it every few seconds under load and stopped every thread for ~140 ms each.
         gc.freeze()
+        self.ready = True
         self.notifier.notify("READY=1")
         self.notifier.notify(f"STATUS=运行中：{len(main.source)} 个来源，{len(cfg.rules)} 条规则")
         log.info("监测已启动：%d 个来源，%d 条规则，用时 %.2f 秒", len(main.source), len(cfg.rules), time.monotonic() - started)
+
+    def _start_metrics(self, settings):
+        from monitor.metrics import MetricsServer
+
+        try:
+            server = MetricsServer(settings.host, settings.port, self.app.sessions, self.clock, self.stuck, self.not_ready)
+        except OSError as e:  # the port is taken: monitoring goes on, unwatched
+            log.error("指标服务无法在 %s 启动（%s）：监测照常运行", settings.listen, e.strerror or e)
+            return None
+        server.start()
+        log.info("指标：http://%s:%d/metrics（健康检查 /healthz、/readyz）", server.host, server.port)
+        return server
+
+    def stuck(self) -> str | None:
+        """/healthz and the systemd watchdog: None while the loops turn, else what stopped."""
+        stale = self.cfg.main.escalation.tick.total_seconds() * 3 + 30
+        if time.monotonic() - self.last_tick >= stale:
+            return f"升级检查已 {time.monotonic() - self.last_tick:.0f} 秒未运行"
+        if self.processor is not None and not self.processor.is_alive() and not self.stop_event.is_set():
+            return "帖文处理线程已退出"
+        return None
+
+    def not_ready(self) -> str | None:
+        """/readyz: None once started and while the store answers."""
+        if self.stop_event.is_set():
+            return "正在停止"
+        if not self.ready:
+            return "正在启动（补处理积压的帖文与提醒）"
+        if self.db.down:
+            return f"数据库不可用：{self.db.reason}"
+        return self.stuck()
 
     def _start_console(self):
         from monitor.web.server import start_console  # FastAPI is imported only where a console is wanted
@@ -288,6 +325,7 @@ class Daemon:
         return True
 
     def tick_job(self) -> int:
+        began = time.monotonic()
         fired = self.app.pipeline.tick()
         now = self.clock.now()
         # Shift starts within the last few ticks: a digest missed by hours would only confuse.
@@ -296,6 +334,7 @@ class Daemon:
             send_handoffs(session, self.cfg.main, self.app.channels, after, now)
         self.last_handoff_check = now
         self.last_tick = time.monotonic()
+        TICK_SECONDS.observe(self.last_tick - began)
         return fired
 
     def deliver_job(self) -> int:
@@ -309,12 +348,12 @@ class Daemon:
         return total
 
     def watchdog_job(self) -> None:
-        # Ping only while escalation ticks happen: a wedged scheduler must get us restarted.
-        stale = self.cfg.main.escalation.tick.total_seconds() * 3 + 30
-        if time.monotonic() - self.last_tick < stale:
+        # Ping only while the loops turn: a wedged scheduler must get us restarted.
+        problem = self.stuck()
+        if problem is None:
             self.notifier.notify("WATCHDOG=1")
         else:
-            log.error("升级检查已 %.0f 秒未运行，停止向 systemd 报活", time.monotonic() - self.last_tick)
+            log.error("%s，停止向 systemd 报活", problem)
 
     # ---- lifecycle -----------------------------------------------------------------
 
@@ -336,6 +375,8 @@ class Daemon:
                 log.info("停止时仍在读取的来源（下次启动重新抓取，不丢数据）：%s", "、".join(stuck))
         if getattr(self, "console", None) is not None:
             self.console.stop(min(left(), 2.0))
+        if self.metrics is not None:
+            self.metrics.stop()
         if self.processor is not None:
             self.processor.join(left())
         if self.app is not None:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.clock import Clock
 from monitor.incidents.service import Incidents
 from monitor.matching.matcher import Matcher
+from monitor.metrics import MATCHES, POSTS_PROCESSED
 from monitor.store.models import Match as MatchRow
 from monitor.store.faults import is_transient
 from monitor.store.models import IncidentPost, Post
@@ -76,6 +77,7 @@ class Pipeline:
                     posts = session.scalars(select(Post).where(Post.id.in_(involved & still)).order_by(Post.id)).all() if involved else []
                     self._process(session, posts, verdicts, still)
                 done += len(still)
+                _count(still, verdicts)
             except Exception as e:
                 if is_transient(e):
                     raise
@@ -93,7 +95,8 @@ class Pipeline:
                 if post.processed_at is not None:
                     return 0
                 self._process(session, [post], {post_id: verdicts}, {post_id})
-                return 1
+            _count({post_id}, {post_id: verdicts})
+            return 1
         except Exception as e:
             if is_transient(e):
                 raise
@@ -162,6 +165,14 @@ class Pipeline:
         with self._lock, self.sessions.begin() as session:
             _exclusive(session)
             return self.incidents.tick(session, self.clock.now())
+
+
+def _count(done: set[int], verdicts: dict) -> None:
+    """Metrics, once the transaction that processed these posts committed."""
+    POSTS_PROCESSED.inc(len(done))
+    for post_id in done:
+        for match in verdicts[post_id]:
+            MATCHES.labels(match.rule.name).inc()
 
 
 # Any 64-bit constant, the same in every instance: "monitor" in ASCII.

@@ -18,12 +18,13 @@ from monitor.config.incidents import ClockRule, HeatRule, CalendarConfig, DEFAUL
 from monitor.config.loading import Config, resolve_database_url, expand_rule_paths, load_rules, load
 from monitor.config.main import DatabaseConfig, DaemonConfig, ReportConfig, DemoConfig, MainConfig
 from monitor.config.rules import Boundary, TermEntry, FieldCounts, TermLike, NearSpec, WatchRule, RuleFile
-from monitor.config.web import Permissions, WebConfig
+from monitor.config.web import MetricsConfig, Permissions, WebConfig
 from monitor.config.sources import HostPoliteness, HttpConfig, FieldMap, SourceConfig, SourceFile, HealthConfig
 
 __all__ = [
     "Permissions",
     "WebConfig",
+    "MetricsConfig",
     "ConfigError",
     "repeated",
     "Duration",

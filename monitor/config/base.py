@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
 
 from monitor.clock import parse_duration
 
@@ -44,3 +44,25 @@ Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 MaybeDuration = Annotated[timedelta | None, BeforeValidator(_duration)]
+
+
+class Listening(_Model):
+    """A table with `listen = "host:port"` (port 0: any free port, for tests)."""
+
+    listen: str
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError(f"listen 应为 主机:端口，如 127.0.0.1:8080（收到 {v!r}）")
+        return v
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])

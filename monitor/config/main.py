@@ -11,7 +11,7 @@ from monitor.config.alerting import AlertsConfig, DEFAULT_TIERS, EscalationConfi
 from monitor.config.base import Duration, _Model, repeated
 from monitor.config.incidents import CalendarConfig, ClockRule, DEFAULT_CLOCKS, HeatRule, IncidentConfig, MatchingConfig
 from monitor.config.sources import HealthConfig, HttpConfig, SourceConfig
-from monitor.config.web import WebConfig
+from monitor.config.web import MetricsConfig, WebConfig
 from monitor.severity import SEVERITIES
 
 
@@ -91,6 +91,7 @@ class MainConfig(_Model):
     templates: dict[Literal["opened", "reminder", "escalation", "unacked"], TemplateTexts] = {}
     demo: DemoConfig | None = None
     web: WebConfig | None = None  # the duty console; absent: no console
+    metrics: MetricsConfig | None = None  # Prometheus metrics and health; absent: none served
 
     @property
     def ops_tags(self) -> tuple[str, ...]:

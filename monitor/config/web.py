@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from monitor.config.base import Duration, _Model
+from monitor.config.base import Duration, Listening, _Model
 
 Role = Literal["值班员", "科室负责人", "分管领导", "管理员"]  # as store.models.ROLES
 Action = Literal["ack", "met", "regrade", "merge", "split", "close", "false_positive"]
@@ -28,7 +28,7 @@ class Permissions(_Model):
         return role == "管理员" or role in getattr(self, action)
 
 
-class WebConfig(_Model):
+class WebConfig(Listening):
     enabled: bool = True
     # host:port; loopback by default: the office's reverse proxy faces the intranet.
     listen: str = "127.0.0.1:8080"
@@ -46,14 +46,6 @@ class WebConfig(_Model):
     board_page: int = Field(100, ge=10, le=1000)  # incidents per page of 值班台
     may: Permissions = Permissions()
 
-    @field_validator("listen")
-    @classmethod
-    def _listen(cls, v: str) -> str:
-        host, sep, port = v.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port
-            raise ValueError(f"listen 应为 主机:端口，如 127.0.0.1:8080（收到 {v!r}）")
-        return v
-
     @field_validator("base_url")
     @classmethod
     def _base(cls, v: str) -> str:
@@ -62,13 +54,12 @@ class WebConfig(_Model):
         return v.rstrip("/")
 
     @property
-    def host(self) -> str:
-        return self.listen.rpartition(":")[0].strip("[]")
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rpartition(":")[2])
-
-    @property
     def secure(self) -> bool:
         return self.base_url.startswith("https://") if self.secure_cookies is None else self.secure_cookies
+
+
+class MetricsConfig(Listening):
+    """`[metrics]`: Prometheus metrics at /metrics, and /healthz and /readyz for the service manager
+    or a load balancer. Loopback by default: Prometheus scrapes it on the machine or through the proxy."""
+
+    listen: str = "127.0.0.1:9464"

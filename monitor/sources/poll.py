@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -13,7 +14,7 @@ import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor import secrets
+from monitor import metrics, secrets
 from monitor.clock import Clock, show_delta
 from monitor.config import HttpConfig, SourceConfig
 from monitor.sources import RawPost
@@ -96,10 +97,20 @@ class Poller:
         The database's own faults (locked, full, gone) propagate: they are not the source's,
         and nothing of the poll is kept, so the next poll reads the same items again.
         """
+        began = time.monotonic()
+        result = self._poll(cfg)
+        metrics.POLL_SECONDS.observe(time.monotonic() - began)
+        metrics.POLLS.labels(result.status).inc()
+        metrics.POSTS_STORED.inc(result.new_posts)
+        return result
+
+    def _poll(self, cfg: SourceConfig) -> PollResult:
         now = self.clock.now()
         with self.sessions.begin() as session:
             row = source_row(session, cfg.name, cfg.url, cfg.type)
             source_id, etag, modified, known_hash = row.id, row.etag, row.last_modified, row.body_hash
+            if row.next_poll_at is not None:  # the schedule already holds the jitter: this is lag alone
+                metrics.POLL_LAG.observe(max(0.0, (now - row.next_poll_at).total_seconds()))
         try:
             read = self.read(cfg, etag, modified, known_hash, now, source_id)
             if read.status != "changed":
