@@ -44,6 +44,7 @@ class Route:
     gzip: bool = False
     delay: float = 0.0
     redirect_to: str | None = None
+    not_modified_headers: dict = field(default_factory=dict)  # sent with a 304 (new validators, Cache-Control)
 
 
 class Server:
@@ -73,9 +74,9 @@ class Server:
                 if route.redirect_to:
                     return self._send(302, b"", {"Location": route.redirect_to})
                 if route.etag and self.headers.get("If-None-Match") == route.etag:
-                    return self._send(304, b"")
+                    return self._send(304, b"", route.not_modified_headers)
                 if route.last_modified and self.headers.get("If-Modified-Since") == route.last_modified:
-                    return self._send(304, b"")
+                    return self._send(304, b"", route.not_modified_headers)
                 headers = dict(route.headers)
                 if route.etag:
                     headers["ETag"] = route.etag

@@ -2,7 +2,8 @@
 
 import random
 from pathlib import Path
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -83,7 +84,7 @@ def test_site_ignoring_conditional_get_is_not_parsed_again(server, store, clock,
     def boom(*a, **k):
         raise AssertionError("parsed an unchanged body")
 
-    monkeypatch.setattr(poll_mod, "parse_feed", boom)
+    monkeypatch.setattr(poll_mod, "read_feed", boom)
     assert poller.poll(source(server.url("/f"))).status == "unchanged"
 
 
@@ -146,6 +147,40 @@ def test_server_error_honours_retry_after(server, store, clock):
     assert r.status == "throttled" and "503" in r.error
     assert source_row(store).next_poll_at - clock.now() == timedelta(hours=1)
     assert source_row(store).consecutive_failures == 0
+
+
+def test_cache_lifetimes_are_lower_bounds_on_the_interval_and_capped(server, store, clock):
+    """Cache-Control max-age, Expires (against the server's Date) and RSS <ttl> hold the next
+    poll off at least that long; never longer than [http] max_cache_wait; no-cache says nothing."""
+    poller = make_poller(store, clock)
+    ttl_feed = rss(items(1)).replace(b"<title>", b"<ttl>30</ttl><title>", 1)
+    cases = {
+        "/age": (Route(rss(items(1)), headers={"Cache-Control": "public, max-age=1200"}), timedelta(minutes=20)),
+        "/short": (Route(rss(items(1)), headers={"Cache-Control": "max-age=60"}), timedelta(minutes=5)),  # the interval wins
+        # against the server's own Date (real time, while our clock says November): 15 min, to the second
+        "/expires": (Route(rss(items(1)), headers={"Expires": format_datetime(datetime.now(timezone.utc) + timedelta(minutes=15), usegmt=True)}),
+                     timedelta(minutes=15)),
+        "/ttl": (Route(ttl_feed), timedelta(minutes=30)),
+        "/year": (Route(rss(items(1)), headers={"Cache-Control": "max-age=31536000"}), timedelta(hours=1)),
+        "/nocache": (Route(rss(items(1)), headers={"Cache-Control": "no-cache, max-age=9000"}), timedelta(minutes=5)),
+        "/junk": (Route(rss(items(1)), headers={"Expires": "0", "Cache-Control": "max-age=soon"}), timedelta(minutes=5)),
+    }
+    for path, (route, _) in cases.items():
+        server.routes[path] = route
+    for path, (_, wait) in cases.items():
+        assert poller.poll(source(server.url(path), name=path)).status == "new"
+        waited = source_row(store, path).next_poll_at - clock.now()
+        assert wait - timedelta(seconds=2) <= waited <= wait if path == "/expires" else waited == wait, (path, waited)
+
+
+def test_a_304_keeps_the_new_validators_and_its_freshness(server, store, clock):
+    server.routes["/f"] = Route(rss(items(2)), etag='"v1"',
+                                not_modified_headers={"ETag": '"v2"', "Cache-Control": "max-age=900"})
+    poller = make_poller(store, clock)
+    poller.poll(source(server.url("/f")))
+    assert poller.poll(source(server.url("/f"))).status == "not_modified"
+    row = source_row(store)
+    assert row.etag == '"v2"' and row.next_poll_at - clock.now() == timedelta(minutes=15)
 
 
 def test_down_host_is_a_clear_error(store, clock):

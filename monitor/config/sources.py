@@ -23,6 +23,10 @@ class HttpConfig(_Model):
     # A 429/503 Retry-After pauses that source (and paces its host) for at most this long,
     # whatever the server asks: Retry-After: 9999999999 is not 317 years.
     max_retry_after: Duration = timedelta(hours=1)
+    # A feed that says how long it stays fresh (Cache-Control max-age, Expires, RSS <ttl>) is
+    # not asked again sooner than that, nor held off longer than this: max-age=31536000 on a
+    # board's page must not silence it for a year.
+    max_cache_wait: Duration = timedelta(hours=1)
     # Politeness towards each host: requests at once, and time between two request starts.
     host_concurrency: int = Field(2, ge=1)
     host_delay: Duration = timedelta(seconds=1)

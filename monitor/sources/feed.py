@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from calendar import timegm
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import feedparser
 import lxml.html
@@ -95,6 +95,11 @@ def _external_id(entry, title: str, body: str) -> str:
 
 
 def parse_feed(body: bytes, content_type: str | None = None) -> list[RawPost]:
+    return read_feed(body, content_type)[0]
+
+
+def read_feed(body: bytes, content_type: str | None = None) -> tuple[list[RawPost], timedelta | None]:
+    """The posts, and how long the feed says it stays fresh (RSS <ttl>, in minutes)."""
     if not body or not body.strip():
         raise ParseError("响应内容为空：服务器没有返回任何订阅源内容")
     data = to_utf8(body, content_type)
@@ -127,4 +132,9 @@ def parse_feed(body: bytes, content_type: str | None = None) -> list[RawPost]:
                 published_at=_published(entry),
             )
         )
-    return posts
+    return posts, _ttl(parsed.get("feed", {}).get("ttl"))
+
+
+def _ttl(value) -> timedelta | None:
+    value = str(value or "").strip()
+    return timedelta(minutes=int(value)) if value.isdigit() and 0 < len(value) <= 6 and int(value) > 0 else None

@@ -38,6 +38,7 @@ class Fetched:
     etag: str | None
     last_modified: str | None
     content_type: str | None
+    fresh_for: timedelta | None = None  # how long the server says this stays fresh
 
     @property
     def not_modified(self) -> bool:
@@ -109,6 +110,43 @@ def retry_after(value: str | None, now: datetime, cap: timedelta) -> timedelta |
         return cap
 
 
+def freshness(headers, now: datetime) -> timedelta | None:
+    """How long the response says it stays fresh: Cache-Control max-age, else Expires (RFC 9111
+    §4.2.1). None when it says nothing, or no-cache / no-store (ask at the usual interval)."""
+    control = [d.strip().lower() for d in (headers.get("Cache-Control") or "").split(",") if d.strip()]
+    if any(d in ("no-cache", "no-store") for d in control):
+        return None
+    for directive in control:
+        name, _, value = directive.partition("=")
+        if name.strip() == "max-age":
+            value = value.strip().strip('"')
+            if not value.isdigit():
+                return None
+            return timedelta(seconds=int(value)) if len(value) <= 9 else timedelta(days=365)
+    expires = headers.get("Expires")
+    if not expires:
+        return None
+    try:
+        when = parsedate_to_datetime(expires)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None  # "Expires: 0" and other junk: already stale
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    # Measured from the server's own Date where it sends one: its clock may be off from ours.
+    try:
+        sent = parsedate_to_datetime(headers.get("Date") or "") or now
+    except (TypeError, ValueError, IndexError, OverflowError):
+        sent = now
+    if sent.tzinfo is None:
+        sent = sent.replace(tzinfo=timezone.utc)
+    try:
+        return max(when - sent, timedelta(0)) or None
+    except OverflowError:
+        return None
+
+
 def fetch(
     client: httpx.Client,
     url: str,
@@ -137,8 +175,9 @@ def fetch(
 
     try:
         with client.stream(method, url, headers=headers, content=content.encode("utf-8") if content is not None else None) as response:
-            if response.status_code == 304:
-                return Fetched(304, None, etag, last_modified, None)
+            if response.status_code == 304:  # a 304 may bring new validators: they are the ones to send next
+                return Fetched(304, None, response.headers.get("ETag") or etag,
+                               response.headers.get("Last-Modified") or last_modified, None, freshness(response.headers, now))
             if response.status_code >= 400 or response.status_code < 200:
                 wait = retry_after(response.headers.get("Retry-After"), now, max_retry_after)
                 if response.status_code == 429 or (response.status_code == 503 and wait is not None):
@@ -161,6 +200,7 @@ def fetch(
                 response.headers.get("ETag"),
                 response.headers.get("Last-Modified"),
                 response.headers.get("Content-Type"),
+                freshness(response.headers, now),
             )
     except httpx.TooManyRedirects:
         raise FetchError("重定向次数过多") from None

@@ -20,7 +20,7 @@ from monitor.config import HttpConfig, SourceConfig
 from monitor.sources import RawPost
 from monitor.sources.board import parse_detail_body, parse_html_board, parse_json_board
 from monitor.sources.decode import decode
-from monitor.sources.feed import ParseError, parse_feed
+from monitor.sources.feed import ParseError, read_feed
 from monitor.sources.http import Fetched, FetchError, Throttled, fetch
 from monitor.sources.polite import HostGate
 from monitor.sources.schedule import next_poll
@@ -49,6 +49,7 @@ class Read:
     last_modified: str | None = None
     digest: str | None = None  # None: read again next time even if the bytes look the same
     problems: list[str] = field(default_factory=list)  # items skipped, e.g. a detail page failed
+    fresh_for: timedelta | None = None  # the server's word: not worth asking again sooner
 
 
 THROTTLE_FLOOR = timedelta(seconds=5)  # "Retry-After: 0" over and over must not become a busy loop
@@ -137,12 +138,14 @@ class Poller:
         if cfg.type == "feed":
             fetched = self._get(cfg, cfg.url, etag, modified)
             if fetched.not_modified:
-                return Read("not_modified")
+                return Read("not_modified", etag=fetched.etag, last_modified=fetched.last_modified, fresh_for=fetched.fresh_for)
             digest = hashlib.sha256(fetched.body).hexdigest()
             if digest == known_hash:
                 # Many sites ignore conditional GET; an identical body is not parsed again.
-                return Read("unchanged", etag=fetched.etag, last_modified=fetched.last_modified)
-            return Read("changed", parse_feed(fetched.body, fetched.content_type), fetched.etag, fetched.last_modified, digest)
+                return Read("unchanged", etag=fetched.etag, last_modified=fetched.last_modified, fresh_for=fetched.fresh_for)
+            posts, ttl = read_feed(fetched.body, fetched.content_type)
+            return Read("changed", posts, fetched.etag, fetched.last_modified, digest,
+                        fresh_for=max(filter(None, (fetched.fresh_for, ttl)), default=None))
         return self._read_board(cfg, etag, modified, known_hash, now, source_id)
 
     def _read_board(self, cfg: SourceConfig, etag, modified, known_hash, now: datetime, source_id) -> Read:
@@ -156,7 +159,7 @@ class Poller:
             fetched = self._get(cfg, url, etag if conditional else None, modified if conditional else None, cfg.page_body(index))
             if index == 0:
                 if fetched.not_modified:
-                    return Read("not_modified")
+                    return Read("not_modified", etag=fetched.etag, last_modified=fetched.last_modified, fresh_for=fetched.fresh_for)
                 first = fetched
             hashes.append(hashlib.sha256(fetched.body).hexdigest())
             page = parse(decode(fetched.body, fetched.content_type), cfg, url, now)
@@ -167,8 +170,8 @@ class Poller:
             posts.extend(page)
         digest = hashlib.sha256("".join(hashes).encode()).hexdigest()
         if digest == known_hash:
-            return Read("unchanged", etag=first.etag, last_modified=first.last_modified)
-        read = Read("changed", posts, first.etag, first.last_modified, digest)
+            return Read("unchanged", etag=first.etag, last_modified=first.last_modified, fresh_for=first.fresh_for)
+        read = Read("changed", posts, first.etag, first.last_modified, digest, fresh_for=first.fresh_for)
         if cfg.detail_body:
             self._fetch_details(cfg, read, source_id)
         return read
@@ -239,7 +242,8 @@ class Poller:
         if read.problems:
             row.last_error, row.last_error_at = secrets.redact("；".join(read.problems))[:2000], now
             log.warning("来源「%s」部分条目未能读取：%s", cfg.name, row.last_error)
-        row.next_poll_at = (next_poll(now, cfg.interval, cfg.jitter, 0, cfg.max_backoff, self.rng))
+        fresh = min(read.fresh_for, self.http.max_cache_wait) if read.fresh_for else None
+        row.next_poll_at = next_poll(now, cfg.interval, cfg.jitter, 0, cfg.max_backoff, self.rng, not_before=fresh)
 
     def _throttled(self, cfg: SourceConfig, source_id, e: Throttled) -> PollResult:
         """Asked again later, not failed: neither counts towards 【数据源异常】."""
