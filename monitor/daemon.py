@@ -37,7 +37,7 @@ from monitor.alerts.links import links_for
 from monitor.alerts.notices import Alerting, database_outage
 from monitor.alerts.outbox import Delivery
 from monitor.app import App, build, load_channels, make_matcher, setup_logging
-from monitor.clock import Clock, SystemClock, show
+from monitor.clock import Clock, SystemClock, show, show_delta
 from monitor.config import Config, ConfigError
 from monitor.config import load as load_config
 from monitor.config.changes import by_name, describe_changes, needs_restart, read_bytes, signature
@@ -95,7 +95,7 @@ class Daemon:
         workers = main.daemon.workers
         # Every poll under way holds a connection: the pool must allow as many as can run.
         self.client = make_client(main.http, connections=PollEngine.capacity_for(workers))
-        self.poller = Poller(app.sessions, self.client, main.http, self.clock, random.Random())
+        self.poller = Poller(app.sessions, self.client, main.http, self.clock, random.Random(), retention=main.retention.posts)
         self.poller.register(main.source)
         self.links = links_for(cfg, self.clock)
         self.delivery = Delivery(app.sessions, app.channels, self.clock, main.alerts, ops_tags=main.ops_tags, links=self.links)
@@ -130,6 +130,7 @@ class Daemon:
         job(self._guarded("告警投递", self.deliver_job), "interval", seconds=main.alerts.deliver_every.total_seconds(),
             id="deliver", executor="deliver", next_run_time=self._soon())
         job(self._guarded("来源健康检查", self.health_job), "interval", seconds=HEALTH_EVERY, id="health", next_run_time=self._soon())
+        job(self._guarded("清理过期帖文", self.retention_job), "interval", seconds=main.retention.every.total_seconds(), id="retention")
         if main.report.enabled:
             from monitor.reports.schedule import Reporter
 
@@ -254,6 +255,17 @@ class Daemon:
         with self.app.sessions.begin() as session:
             return len(health.check(session, self.cfg.main, self.app.channels, self.clock.now()))
 
+    def retention_job(self) -> int:
+        keep = self.cfg.main.retention.posts
+        if keep is None:
+            return 0
+        from monitor.store.retention import prune
+
+        pruned = prune(self.app.sessions, self.clock.now() - keep, stop=self.stop_event.is_set)
+        if pruned:
+            log.info("已清理 %d 条超过保留期（%s）且不属于任何事件的帖文", pruned, show_delta(keep))
+        return pruned
+
     def rules_job(self) -> None:
         """Reload the whole configuration on SIGHUP or when one of its files changes."""
         now_on_disk = signature(self.cfg)
@@ -304,7 +316,7 @@ class Daemon:
                 app.pipeline.replace_matcher(matcher)
             app.incidents.reconfigure(main, Alerting(channels, app.incidents.alerting.dry_run))
             app.cfg, app.channels = new, channels
-            self.poller.http = main.http
+            self.poller.http, self.poller.retention = main.http, main.retention.posts
             self.engine.set_sources(main.source)
             self.delivery.channels, self.delivery.cfg, self.delivery.ops_tags = channels, main.alerts, main.ops_tags
             if getattr(self, "reporter", None) is not None:
@@ -312,7 +324,8 @@ class Daemon:
             self.cfg, self.apprise_bytes = new, apprise_now
         if matcher is not None:
             gc.freeze()  # the new rules live until the next reload, as start-up's did
-        for job_id, seconds in (("poll", main.daemon.poll_check), ("tick", main.escalation.tick), ("deliver", main.alerts.deliver_every)):
+        for job_id, seconds in (("poll", main.daemon.poll_check), ("tick", main.escalation.tick), ("deliver", main.alerts.deliver_every),
+                                ("retention", main.retention.every)):
             self.scheduler.reschedule_job(job_id, trigger="interval", seconds=seconds.total_seconds())
         if new.rules != old.rules:
             added, removed, changed = by_name(old.rules, new.rules)

@@ -16,7 +16,7 @@ from monitor.config.alerting import Tier, DEFAULT_TIERS, WEEKDAYS, Person, Shift
 from monitor.config.base import ConfigError, repeated, Duration, MaybeDuration
 from monitor.config.incidents import ClockRule, HeatRule, CalendarConfig, DEFAULT_CLOCKS, IncidentConfig, MatchingConfig
 from monitor.config.loading import Config, resolve_database_url, expand_rule_paths, load_rules, load
-from monitor.config.main import DatabaseConfig, DaemonConfig, ReportConfig, DemoConfig, MainConfig
+from monitor.config.main import DatabaseConfig, DaemonConfig, ReportConfig, RetentionConfig, DemoConfig, MainConfig
 from monitor.config.rules import Boundary, TermEntry, FieldCounts, TermLike, NearSpec, WatchRule, RuleFile
 from monitor.config.web import MetricsConfig, Permissions, WebConfig
 from monitor.config.sources import HostPoliteness, HttpConfig, FieldMap, SourceConfig, SourceFile, HealthConfig
@@ -25,6 +25,7 @@ __all__ = [
     "Permissions",
     "WebConfig",
     "MetricsConfig",
+    "RetentionConfig",
     "ConfigError",
     "repeated",
     "Duration",

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from monitor.config.alerting import AlertsConfig, DEFAULT_TIERS, EscalationConfig, Person, Shift, TemplateTexts, Tier
-from monitor.config.base import Duration, _Model, repeated
+from monitor.config.base import Duration, MaybeDuration, _Model, repeated
 from monitor.config.incidents import CalendarConfig, ClockRule, DEFAULT_CLOCKS, HeatRule, IncidentConfig, MatchingConfig
 from monitor.config.sources import HealthConfig, HttpConfig, SourceConfig
 from monitor.config.web import MetricsConfig, WebConfig
@@ -57,6 +57,20 @@ class ReportConfig(_Model):
         return v
 
 
+class RetentionConfig(_Model):
+    """`[retention]`: posts older than `posts` are pruned, except those an incident holds."""
+
+    posts: MaybeDuration = None  # absent: kept for ever
+    every: Duration = timedelta(hours=1)
+
+    @field_validator("posts")
+    @classmethod
+    def _at_least_a_day(cls, v):
+        if v is not None and v < timedelta(days=1):
+            raise ValueError("posts 至少为 1 天（如 \"180d\"）：更短的保留期会让仍在列表中的条目被当作新帖再次收录")
+        return v
+
+
 class DemoConfig(_Model):
     """The bundled demo serves its own feed and alert receiver on loopback."""
 
@@ -91,6 +105,7 @@ class MainConfig(_Model):
     templates: dict[Literal["opened", "reminder", "escalation", "unacked"], TemplateTexts] = {}
     demo: DemoConfig | None = None
     web: WebConfig | None = None  # the duty console; absent: no console
+    retention: RetentionConfig = RetentionConfig()
     metrics: MetricsConfig | None = None  # Prometheus metrics and health; absent: none served
 
     @property

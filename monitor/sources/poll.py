@@ -64,6 +64,7 @@ class Poller:
         clock: Clock,
         rng: random.Random | None = None,
         gate: HostGate | None = None,
+        retention: timedelta | None = None,
     ):
         self.sessions = sessions
         self.client = client
@@ -71,6 +72,7 @@ class Poller:
         self.clock = clock
         self.rng = rng or random.Random()
         self.gate = gate or HostGate(http)
+        self.retention = retention  # [retention] posts: older posts are not stored
 
     def register(self, sources: list[SourceConfig]) -> None:
         """Make sure every configured source has its row (and so its state) in the store."""
@@ -117,7 +119,7 @@ class Poller:
             if read.status != "changed":
                 return self._succeeded(cfg, source_id, read)
             with self.sessions.begin() as session:
-                new = store_posts(session, source_id, read.posts, now)
+                new = store_posts(session, source_id, read.posts, now, now - self.retention if self.retention else None)
                 self._record_success(session, cfg, source_id, new, read)
             if new:
                 log.info("来源「%s」新增 %d 条帖文", cfg.name, new)

@@ -96,6 +96,7 @@ class Post(Base):
     __table_args__ = (
         UniqueConstraint("source_id", "external_id", name="uq_posts_source_external"),
         Index("ix_posts_unprocessed", "processed_at"),
+        Index("ix_posts_fetched_at", "fetched_at"),  # retention: the oldest first
         Index("ix_posts_reply_pending", "replied", "reply_recorded_at"),
     )
 

@@ -101,12 +101,17 @@ def _distinct(posts: list[RawPost], now: datetime) -> dict[str, RawPost]:
     return out
 
 
-def store_posts(session: Session, source_id: int, posts: list[RawPost], now: datetime) -> int:
+def store_posts(session: Session, source_id: int, posts: list[RawPost], now: datetime,
+                forget_before: datetime | None = None) -> int:
     """Insert the posts not stored before; returns how many were new.
 
     A post stored before is left as it was, except its reply state: a board item that
     was 待回复 and now shows 已办理 updates the post, and the reply stage picks it up.
+    forget_before ([retention] posts): a post published before it is not stored, since one
+    stored then would have been pruned already (store/retention.py).
     """
+    if forget_before is not None:
+        posts = [p for p in posts if (believable(p.published_at, now)[0] or now) >= forget_before]
     if not posts:
         return 0
     by_id = _distinct(posts, now)
