@@ -95,7 +95,8 @@ class Daemon:
         workers = main.daemon.workers
         # Every poll under way holds a connection: the pool must allow as many as can run.
         self.client = make_client(main.http, connections=PollEngine.capacity_for(workers))
-        self.poller = Poller(app.sessions, self.client, main.http, self.clock, random.Random(), retention=main.retention.posts)
+        self.poller = Poller(app.sessions, self.client, main.http, self.clock, random.Random(), retention=main.retention.posts,
+                             lease=main.daemon.lease)
         self.poller.register(main.source)
         self.links = links_for(cfg, self.clock)
         self.delivery = Delivery(app.sessions, app.channels, self.clock, main.alerts, ops_tags=main.ops_tags, links=self.links)
@@ -245,8 +246,8 @@ class Daemon:
                 return
             self._guarded("处理帖文", self.process_job)()
 
-    def dispatch_job(self) -> None:
-        self.engine.dispatch()  # reads only; the polls it starts report to DbHealth themselves
+    def dispatch_job(self) -> int:
+        return self.engine.dispatch()  # claims due sources (one short write); the polls report to DbHealth themselves
 
     def process_job(self) -> int:
         return self.app.pipeline.process_pending() + self.app.pipeline.record_replies()
@@ -398,6 +399,11 @@ class Daemon:
                 self.delivery.flush()
             except Exception as e:  # the database is still down: the lease sends these again
                 log.warning("停止时有 %d 条已发送的告警未能记录：%s", len(self.delivery.unrecorded), e)
+        if getattr(self, "poller", None) is not None:
+            try:  # the others may take our sources at once, not after the lease
+                self.poller.release_leases()
+            except Exception as e:
+                log.info("停止时未能释放来源租约（%s）：%s 后由其他实例接手", type(e).__name__, show_delta(self.cfg.main.daemon.lease))
         if getattr(self, "client", None) is not None:
             self.client.close()
         if self.demo is not None:

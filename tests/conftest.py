@@ -280,6 +280,31 @@ def _merge_tables(text: str, extra: str) -> str:
     return "\n".join(out) + "\n"
 
 
+PG_ENV = "MONITOR_TEST_POSTGRES_URL"
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh PostgreSQL database for the test, dropped after it (skips without the server)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"PostgreSQL not configured: set {PG_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
+    name = f"monitor_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture
 def make_config(tmp_path):
     def make(**kwargs) -> config_mod.Config:

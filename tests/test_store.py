@@ -1,15 +1,11 @@
 """Schema and databases: migrations match the models; SQLite in WAL; PostgreSQL for real."""
 
 import json
-import os
-import uuid
 from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select, text
 
 from monitor.cli import main
 from monitor.store import db
@@ -17,7 +13,6 @@ from monitor.store.models import Base
 
 from .conftest import POSTS, write_config, write_jsonl
 
-PG_ENV = "MONITOR_TEST_POSTGRES_URL"
 HEAD = sorted(p.name for p in (Path(db.__file__).parent / "migrations" / "versions").glob("0*.py"))[-1][:4]
 
 
@@ -37,22 +32,6 @@ def test_db_upgrade_cli_hides_password(tmp_path, capsys):
     assert main(["db", "upgrade", "--config", str(cfg)]) == 0
     assert HEAD in capsys.readouterr().out
     assert db.safe_url("postgresql+psycopg://u:hunter22@h/db") == "postgresql+psycopg://u:***@h/db"
-
-
-@pytest.fixture
-def pg_url():
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"PostgreSQL not configured: set {PG_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
-    name = f"monitor_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    yield url
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def test_postgresql_migrations_and_replay(pg_url, tmp_path):

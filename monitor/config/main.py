@@ -31,6 +31,9 @@ class DaemonConfig(_Model):
     poll_check: Duration = timedelta(seconds=5)
     workers: int = Field(4, ge=1, le=32)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # An instance holds a source while polling it: instances on one PostgreSQL never poll the
+    # same source at once, and a killed one's sources pass to the others after this long.
+    lease: Duration = timedelta(minutes=2)
 
 
 class ReportConfig(_Model):

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import random
+import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import or_, select
+from secrets import token_hex as secrets_token
+
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import metrics, secrets
@@ -65,6 +69,7 @@ class Poller:
         rng: random.Random | None = None,
         gate: HostGate | None = None,
         retention: timedelta | None = None,
+        lease: timedelta = timedelta(minutes=2),
     ):
         self.sessions = sessions
         self.client = client
@@ -73,6 +78,9 @@ class Poller:
         self.rng = rng or random.Random()
         self.gate = gate or HostGate(http)
         self.retention = retention  # [retention] posts: older posts are not stored
+        self.lease = lease
+        # Who holds a lease: unique per process and start (a restarted instance is a new one).
+        self.owner = f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets_token(4)}"
 
     def register(self, sources: list[SourceConfig]) -> None:
         """Make sure every configured source has its row (and so its state) in the store."""
@@ -80,19 +88,42 @@ class Poller:
             register_sources(session, [(cfg.name, cfg.url, cfg.type) for cfg in sources])
 
     def due(self, sources: list[SourceConfig], limit: int | None = None, exclude: set[str] | frozenset = frozenset()) -> list[SourceConfig]:
-        """Enabled sources due now, the longest overdue first, at most `limit`."""
+        """Enabled sources due now, the longest overdue first, at most `limit`, each leased to
+        this poller until its poll records the outcome (or the lease runs out).
+
+        Instances sharing one PostgreSQL claim with FOR UPDATE SKIP LOCKED in one statement, so a
+        source is polled by one of them per interval; a killed instance's leases run out after
+        `lease` and its sources pass to the others. SQLite (one writer) needs no row locks."""
         now = self.clock.now()
         enabled = {s.name: s for s in sources if s.enabled and s.name not in exclude}
         if not enabled:
             return []
-        with self.sessions() as session:
+        free = or_(Source.lease_until.is_(None), Source.lease_until <= now, Source.lease_owner == self.owner)
+        claim = (select(Source.id)
+                 .where(Source.name.in_(list(enabled)), or_(Source.next_poll_at.is_(None), Source.next_poll_at <= now), free)
+                 .order_by(Source.next_poll_at.is_not(None), Source.next_poll_at, Source.id)
+                 .limit(limit)
+                 .with_for_update(skip_locked=True))
+        with self.sessions.begin() as session:
             rows = session.execute(
-                select(Source.name, Source.next_poll_at)
-                .where(Source.name.in_(list(enabled)), or_(Source.next_poll_at.is_(None), Source.next_poll_at <= now))
-                .order_by(Source.next_poll_at.is_not(None), Source.next_poll_at, Source.id)
-                .limit(limit)
+                update(Source).where(Source.id.in_(claim.scalar_subquery()))
+                .values(lease_owner=self.owner, lease_until=now + self.lease)
+                .returning(Source.name, Source.next_poll_at, Source.id),
+                execution_options={"synchronize_session": False},
             ).all()
-        return [enabled[name] for name, _at in rows]
+        rows.sort(key=lambda r: (r.next_poll_at is not None, r.next_poll_at or now, r.id))
+        return [enabled[r.name] for r in rows]
+
+    def release_leases(self) -> int:
+        """At a clean stop: sources still leased to us are free for the others at once."""
+        with self.sessions.begin() as session:
+            return session.execute(update(Source).where(Source.lease_owner == self.owner)
+                                   .values(lease_owner=None, lease_until=None)).rowcount
+
+    def _done_with(self, row: Source) -> None:
+        """The outcome is recorded (in this transaction): the lease ends with it."""
+        if row.lease_owner == self.owner:
+            row.lease_owner = row.lease_until = None
 
     def poll(self, cfg: SourceConfig) -> PollResult:
         """Fetch with cache headers → parse if changed → store new posts → record the outcome.
@@ -246,6 +277,7 @@ class Poller:
             log.warning("来源「%s」部分条目未能读取：%s", cfg.name, row.last_error)
         fresh = min(read.fresh_for, self.http.max_cache_wait) if read.fresh_for else None
         row.next_poll_at = next_poll(now, cfg.interval, cfg.jitter, 0, cfg.max_backoff, self.rng, not_before=fresh)
+        self._done_with(row)
 
     def _throttled(self, cfg: SourceConfig, source_id, e: Throttled) -> PollResult:
         """Asked again later, not failed: neither counts towards 【数据源异常】."""
@@ -258,6 +290,7 @@ class Poller:
         with self.sessions.begin() as session:
             row = session.get(Source, source_id)
             row.next_poll_at = at
+            self._done_with(row)
             if e.server:
                 row.last_polled_at = now
                 row.last_error, row.last_error_at = secrets.redact(str(e)), now
@@ -274,6 +307,7 @@ class Poller:
             row.last_error = error
             at = next_poll(now, cfg.interval, cfg.jitter, row.consecutive_failures, cfg.max_backoff, self.rng)
             row.next_poll_at = at
+            self._done_with(row)
             failures = row.consecutive_failures
         log.warning("来源「%s」抓取失败（连续第 %d 次），%s后重试：%s", cfg.name, failures, show_delta(at - now), error)
         return PollResult(cfg.name, "failed", error=error)

@@ -89,6 +89,9 @@ class Source(Base):
     # ok | failing | quiet, and since when: one alert per episode, keyed by its start.
     health_state: Mapped[str] = mapped_column(choice("ck_sources_health_state", HEALTH_STATES), default="ok", server_default="ok")
     health_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Which instance is polling it, until when (sources/poll.py: Poller.due).
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Post(Base):
