@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from sqlalchemy import insert, select, text, update
+from datetime import timedelta
+
+from sqlalchemy import insert, or_, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.clock import Clock
@@ -18,6 +20,7 @@ from monitor.incidents.service import Incidents
 from monitor.matching.matcher import Matcher
 from monitor.metrics import MATCHES, POSTS_PROCESSED
 from monitor.store.models import Match as MatchRow
+from monitor.store.claims import owner_id
 from monitor.store.faults import is_transient
 from monitor.store.models import IncidentPost, Post
 
@@ -32,6 +35,7 @@ class Pipeline:
         self.incidents = incidents
         self.clock = clock
         self.max_attempts = max_attempts
+        self.owner = owner_id()  # whose claims on posts these are (PostgreSQL)
         # Processing and the tick run in different threads; one at a time may assign and fire.
         # Matching (the CPU-heavy part) happens before the lock is taken, so a tick waits at
         # most for one batch's writes, never behind a long post's matching.
@@ -51,11 +55,7 @@ class Pipeline:
         done, after = 0, 0
         while True:
             matcher = self.matcher  # one set of rules for the whole batch
-            with self.sessions() as session:
-                rows = session.execute(
-                    select(Post.id, Post.title, Post.body, Post.repost_of)
-                    .where(Post.processed_at.is_(None), Post.id > after).order_by(Post.id).limit(batch)
-                ).all()
+            rows = self._take(batch, after)
             if not rows:
                 return done
             after = rows[-1].id
@@ -86,6 +86,27 @@ class Pipeline:
                     done += self._process_alone(post_id, verdicts[post_id], failed)
             for post_id, error in failed.items():
                 self._attempt_failed(post_id, error)
+
+    def _take(self, batch: int, after: int) -> list:
+        """The next unprocessed posts. On PostgreSQL they are claimed first (FOR UPDATE SKIP
+        LOCKED), so instances match different posts: matching is the CPU-heavy part, and two
+        instances matching the same backlog did the work twice. A claim left by a killed
+        instance runs out after CLAIM; SQLite has one instance and claims nothing."""
+        columns = (Post.id, Post.title, Post.body, Post.repost_of)
+        pending = select(Post.id).where(Post.processed_at.is_(None), Post.id > after).order_by(Post.id).limit(batch)
+        if self.sessions.kw["bind"].dialect.name != "postgresql":
+            with self.sessions() as session:
+                return session.execute(select(*columns).where(Post.processed_at.is_(None), Post.id > after)
+                                       .order_by(Post.id).limit(batch)).all()
+        now = self.clock.now()
+        free = or_(Post.claimed_until.is_(None), Post.claimed_until <= now, Post.claimed_by == self.owner)
+        with self.sessions.begin() as session:
+            rows = session.execute(
+                update(Post).where(Post.id.in_(pending.where(free).with_for_update(skip_locked=True).scalar_subquery()))
+                .values(claimed_by=self.owner, claimed_until=now + CLAIM).returning(*columns),
+                execution_options={"synchronize_session": False},
+            ).all()
+        return sorted(rows, key=lambda r: r.id)
 
     def _process_alone(self, post_id: int, verdicts, failed: dict) -> int:
         try:
@@ -173,6 +194,9 @@ def _count(done: set[int], verdicts: dict) -> None:
     for post_id in done:
         for match in verdicts[post_id]:
             MATCHES.labels(match.rule.name).inc()
+
+
+CLAIM = timedelta(minutes=1)  # a killed instance's claimed posts are processed by the others after this
 
 
 # Any 64-bit constant, the same in every instance: "monitor" in ASCII.

@@ -70,7 +70,7 @@ def test_postgresql_ingestion_is_idempotent(pg_url):
 
 def test_two_instances_on_one_postgresql_process_each_post_once(pg_url, tmp_path):
     """Two pipelines (as two daemons would) race over the same stored posts: every post is
-    matched once, each rule has one incident, each alert is logged once. (The unique match
+    matched once (by one of them), each rule has one incident, each alert is logged once. (The unique match
     key alone already rolls back the slower one here; the advisory lock is what keeps it so
     when two instances pick different posts of one event.)"""
     import threading
@@ -92,6 +92,13 @@ def test_two_instances_on_one_postgresql_process_each_post_once(pg_url, tmp_path
     posts = [RawPost(f"p{i}", None, f"第{i}条：化工厂爆炸" if i % 3 == 0 else f"第{i}条：河道黑臭", "", None, clock.now()) for i in range(300)]
     with a.sessions.begin() as s:
         store_posts(s, source_row(s, "x", "http://x").id, posts, clock.now())
+    matched = []
+    for app in (a, b):
+        def counting(title, body, match=app.pipeline.matcher.match):
+            matched.append(title)
+            return match(title, body)
+
+        app.pipeline.matcher.match = counting
     threads = [threading.Thread(target=app.pipeline.process_pending, kwargs={"batch": 20}) for app in (a, b)]
     for t in threads:
         t.start()
@@ -104,6 +111,8 @@ def test_two_instances_on_one_postgresql_process_each_post_once(pg_url, tmp_path
         assert s.scalar(select(func.count(Incident.id))) == 2
         assert s.scalar(select(func.sum(Incident.post_count))) == 300
         assert s.scalar(select(func.count(Notification.id))) == 2
+    # each post matched once between the two: they claimed different batches
+    assert len(matched) == 300 and len(set(matched)) == 300
     a.engine.dispose()
     b.engine.dispose()
 

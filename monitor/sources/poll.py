@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import random
-import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
-from secrets import token_hex as secrets_token
-
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +24,7 @@ from monitor.sources.feed import ParseError, read_feed
 from monitor.sources.http import Fetched, FetchError, Throttled, fetch
 from monitor.sources.polite import HostGate
 from monitor.sources.schedule import next_poll
+from monitor.store.claims import owner_id
 from monitor.store.faults import is_transient
 from monitor.store.models import Post, Source
 from monitor.store.posts import register_sources, source_row, store_posts
@@ -79,8 +76,7 @@ class Poller:
         self.gate = gate or HostGate(http)
         self.retention = retention  # [retention] posts: older posts are not stored
         self.lease = lease
-        # Who holds a lease: unique per process and start (a restarted instance is a new one).
-        self.owner = f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets_token(4)}"
+        self.owner = owner_id()  # who holds the leases this poller takes
 
     def register(self, sources: list[SourceConfig]) -> None:
         """Make sure every configured source has its row (and so its state) in the store."""

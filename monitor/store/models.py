@@ -112,6 +112,9 @@ class Post(Base):
     author: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Instances on one PostgreSQL match different posts: a batch is claimed first (pipeline.py).
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set once matching and incident assignment committed; NULL means still to do.
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set with processed_at when a post was set aside after max_attempts failures.

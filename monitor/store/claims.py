@@ -1,0 +1,13 @@
+"""Who holds a claim on a row (a source being polled, a batch of posts being matched) when
+several instances share one PostgreSQL: unique per process and object, so a restarted
+instance, or a second poller in a test, is somebody else."""
+
+from __future__ import annotations
+
+import os
+import socket
+from secrets import token_hex
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{token_hex(4)}"
