@@ -25,9 +25,10 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import insert  # noqa: E402
 
 from monitor.config import load  # noqa: E402
+from monitor.incidents.clocks import plan_clocks  # noqa: E402
+from monitor.incidents.workdays import WorkCalendar  # noqa: E402
 from monitor.reports.period import iso_week  # noqa: E402
 from monitor.reports.weekly import make_report  # noqa: E402
-from monitor.severity import SEVERITIES  # noqa: E402
 from monitor.store import db  # noqa: E402
 from monitor.store.models import Event, Incident, IncidentPost, Match, Post, ResponseClock, Source  # noqa: E402
 
@@ -44,8 +45,8 @@ def fill(url: str, cfg, posts: int, incidents: int, rng: random.Random) -> None:
     week = iso_week("2026-W47")
     span = (week.end - week.start).total_seconds()
     naive = lambda dt: dt.astimezone(timezone.utc).replace(tzinfo=None)  # noqa: E731
-    within = {c.name: c.within for c in cfg.main.clock}
-    clocks_for = {s: [c.name for c in cfg.main.clock if s in c.severities] for s in SEVERITIES}
+    # The product's own clock planning: working-day clocks (依申请公开答复) have no `within`.
+    calendar = WorkCalendar(cfg.main.calendar.holidays, cfg.main.calendar.workdays)
     with engine.begin() as conn:
         conn.execute(insert(Source), [{"id": i + 1, "name": f"来源{i + 1:02d}", "url": f"http://127.0.0.1/{i}", "kind": "feed",
                                        "consecutive_failures": 0 if i % 10 else 3, "posts_total": 0,
@@ -72,9 +73,9 @@ def fill(url: str, cfg, posts: int, incidents: int, rng: random.Random) -> None:
                                   "last_post_at": naive(opened), "acked_at": naive(acked) if acked else None, "acked_by": "值班员" if acked else None,
                                   "terms": [rule[:2]], "first_post_url": f"http://127.0.0.1/p/{n}", "post_count": 10})
             event_rows.append({"incident_id": n + 1, "at": naive(opened), "actor": "system", "kind": "opened", "data": {}})
-            for name in clocks_for[severity]:
-                due = opened + within[name]
-                met = opened + within[name] * rng.uniform(0.3, 1.4) if rng.random() < 0.85 else None
+            for plan in plan_clocks(severity, cfg.main.clock, opened, rule, category, calendar):
+                name, due = plan.name, plan.due_at
+                met = opened + (due - opened) * rng.uniform(0.3, 1.4) if rng.random() < 0.85 else None
                 clock_rows.append({"incident_id": n + 1, "name": name, "started_at": naive(opened), "due_at": naive(due),
                                    "met_at": naive(met) if met else None, "met_by": "值班员" if met else None, "active": True})
                 if met:
