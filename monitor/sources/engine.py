@@ -19,7 +19,9 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from typing import Callable
+from urllib.parse import urlsplit
 
 from monitor.config import SourceConfig
 from monitor.sources.poll import Poller, PollResult
@@ -27,8 +29,13 @@ from monitor.store.faults import DbHealth, is_transient
 
 log = logging.getLogger(__name__)
 
+HOST_SLACK = 0.5  # seconds a poll may wait at its host's gate; a longer wait is scheduled instead
 DB_RETRY = 10.0  # seconds before a source whose poll met a database fault is tried again
 FAST, SLOW = "fast", "slow"
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
 
 
 class PollEngine:
@@ -51,6 +58,8 @@ class PollEngine:
         self._slow: set[str] = set()  # sources whose last poll was slow
         self._not_before: dict[str, float] = {}
         self._stop = threading.Event()
+        self._dispatching = threading.Lock()
+        self._timer_at: float | None = None
         self._threads: list[threading.Thread] = []
         for _ in range(workers):
             self._spawn(FAST)
@@ -80,30 +89,78 @@ class PollEngine:
             return set(self._slow)
 
     def dispatch(self) -> int:
-        """Hand due sources to free workers of their lane, the longest overdue first."""
-        if self._stop.is_set():
-            return 0
+        """Hand due sources to their lane, the longest overdue first: enough for every worker
+        and one more round queued, so a worker that finishes never waits for the next check.
+        Called every poll_check, and by a worker that finds its lane's queue empty."""
+        if self._stop.is_set() or not self._dispatching.acquire(blocking=False):
+            return 0  # another dispatch is choosing right now: it sees the same free hands
+        try:
+            return self._dispatch()
+        finally:
+            self._dispatching.release()
+
+    def _dispatch(self) -> int:
         now = time.monotonic()
         with self._lock:
             self._rescue(now)
             busy = set(self._in_flight)
             waiting = {n for n, t in self._not_before.items() if t > now}
             slow = set(self._slow)
-            free = {lane: size - sum(1 for v in self._in_flight.values() if v == lane)
+            free = {lane: 2 * size - sum(1 for v in self._in_flight.values() if v == lane)
                     for lane, size in ((FAST, self.workers), (SLOW, self.slow_workers))}
             sources = self.sources
         skip = busy | waiting
+        take, soonest = self._polite(busy)
         chosen = []
         if free[FAST] > 0:
-            chosen += [(c, FAST) for c in self.poller.due([s for s in sources if s.name not in slow], free[FAST], skip)]
+            chosen += [(c, FAST) for c in self.poller.due([s for s in sources if s.name not in slow], free[FAST], skip, take)]
         if free[SLOW] > 0 and slow:
-            chosen += [(c, SLOW) for c in self.poller.due([s for s in sources if s.name in slow], free[SLOW], skip)]
+            chosen += [(c, SLOW) for c in self.poller.due([s for s in sources if s.name in slow], free[SLOW], skip, take)]
         with self._lock:
             for cfg, lane in chosen:
                 self._in_flight[cfg.name] = lane
         for cfg, lane in chosen:
             self._queues[lane].put(cfg)
+        if soonest:  # sources passed over for their host's sake: come back when it is free
+            self._later(min(soonest))
         return len(chosen)
+
+    def _polite(self, busy: set[str]):
+        """Host politeness by choosing, not by sleeping: a due source is taken only if its
+        host has a free slot and may be asked within HOST_SLACK; the others wait, still due,
+        and `soonest` says when the first of their hosts frees up."""
+        gate = self.poller.gate
+        by_name = {s.name: s for s in self.sources}
+        hosts = Counter(_host(by_name[n].url) for n in busy if n in by_name)
+        soonest: list[float] = []
+
+        def take(cfg: SourceConfig) -> bool:
+            host = _host(cfg.url)
+            concurrency, delay = gate.limits(host)
+            wait = gate.wait_for(host) + delay * hosts[host]
+            if hosts[host] >= concurrency or wait > HOST_SLACK:
+                soonest.append(max(wait, 0.05))
+                return False
+            hosts[host] += 1
+            return True
+
+        return take, soonest
+
+    def _later(self, seconds: float) -> None:
+        """One timer at a time, for the earliest moment a passed-over host frees up."""
+        at = time.monotonic() + seconds
+        with self._lock:
+            if self._timer_at is not None and self._timer_at <= at + 0.05:
+                return
+            self._timer_at = at
+        timer = threading.Timer(seconds, self._timer_fired)
+        timer.daemon = True
+        timer.start()
+
+    def _timer_fired(self) -> None:
+        with self._lock:
+            self._timer_at = None
+        self._refill()
 
     def _rescue(self, now: float) -> None:
         """Fast polls running past slow_after: their source is slow from now on, and a new
@@ -144,6 +201,14 @@ class PollEngine:
                     if me in self._retired:  # replaced while stuck: the lane has its worker
                         self._retired.discard(me)
                         return
+            if q.empty():
+                self._refill()
+
+    def _refill(self) -> None:
+        try:
+            self.dispatch()
+        except Exception as e:  # the next poll_check tries again; a database fault is reported there
+            log.debug("补充待抓取来源失败：%s", e)
 
     def _poll(self, cfg: SourceConfig) -> None:
         try:

@@ -39,6 +39,10 @@ class HostGate:
         self._slots: dict[str, threading.Semaphore] = {}
         self._next_start: dict[str, float] = {}
 
+    def limits(self, host: str) -> tuple[int, float]:
+        """(requests at once, seconds between starts) for this host."""
+        return self._limits(host)
+
     def _limits(self, host: str) -> tuple[int, float]:
         override = self.cfg.hosts.get(host)
         concurrency = override.concurrency if override and override.concurrency else self.cfg.host_concurrency

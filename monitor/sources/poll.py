@@ -7,6 +7,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -83,26 +84,43 @@ class Poller:
         with self.sessions.begin() as session:
             register_sources(session, [(cfg.name, cfg.url, cfg.type) for cfg in sources])
 
-    def due(self, sources: list[SourceConfig], limit: int | None = None, exclude: set[str] | frozenset = frozenset()) -> list[SourceConfig]:
+    def due(self, sources: list[SourceConfig], limit: int | None = None, exclude: set[str] | frozenset = frozenset(),
+            take: Callable[[SourceConfig], bool] | None = None) -> list[SourceConfig]:
         """Enabled sources due now, the longest overdue first, at most `limit`, each leased to
         this poller until its poll records the outcome (or the lease runs out).
 
         Instances sharing one PostgreSQL claim with FOR UPDATE SKIP LOCKED in one statement, so a
         source is polled by one of them per interval; a killed instance's leases run out after
-        `lease` and its sources pass to the others. SQLite (one writer) needs no row locks."""
+        `lease` and its sources pass to the others. SQLite (one writer) needs no row locks.
+
+        take: the caller's say on each candidate in order (its host's politeness): those it
+        refuses are neither claimed nor counted, and stay due."""
         now = self.clock.now()
         enabled = {s.name: s for s in sources if s.enabled and s.name not in exclude}
         if not enabled:
             return []
         free = or_(Source.lease_until.is_(None), Source.lease_until <= now, Source.lease_owner == self.owner)
-        claim = (select(Source.id)
-                 .where(Source.name.in_(list(enabled)), or_(Source.next_poll_at.is_(None), Source.next_poll_at <= now), free)
-                 .order_by(Source.next_poll_at.is_not(None), Source.next_poll_at, Source.id)
-                 .limit(limit)
-                 .with_for_update(skip_locked=True))
+        due = (select(Source.id)
+               .where(Source.name.in_(list(enabled)), or_(Source.next_poll_at.is_(None), Source.next_poll_at <= now), free)
+               .order_by(Source.next_poll_at.is_not(None), Source.next_poll_at, Source.id))
         with self.sessions.begin() as session:
+            if take is None:
+                chosen = due.limit(limit).with_for_update(skip_locked=True).scalar_subquery()
+            else:  # a few times more than wanted are looked at, so that busy hosts can be passed over
+                names = session.scalars(select(Source.name).where(Source.id.in_(due.limit(limit * 4 if limit else None)
+                                                                                    .scalar_subquery()))
+                                        .order_by(Source.next_poll_at.is_not(None), Source.next_poll_at, Source.id)).all()
+                picked = []
+                for name in names:
+                    if limit is not None and len(picked) >= limit:
+                        break
+                    if take(enabled[name]):
+                        picked.append(name)
+                if not picked:
+                    return []
+                chosen = select(Source.id).where(Source.name.in_(picked), free)  # re-checked under the row lock
             rows = session.execute(
-                update(Source).where(Source.id.in_(claim.scalar_subquery()))
+                update(Source).where(Source.id.in_(chosen))
                 .values(lease_owner=self.owner, lease_until=now + self.lease)
                 .returning(Source.name, Source.next_poll_at, Source.id),
                 execution_options={"synchronize_session": False},
