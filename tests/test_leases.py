@@ -105,3 +105,20 @@ def test_three_daemons_on_postgresql_one_killed_poll_each_source_once_per_interv
 
 def _polled(server, name: str, after: float = 0.0) -> int:
     return sum(1 for r in server.requests if r["path"] == f"/{name}" and r["at"] > after)
+
+
+def test_choosing_with_a_say_claims_only_what_it_takes_and_never_a_source_left_out_of_the_config(tmp_path, server):
+    """The engine's path: candidates are read, the caller (host politeness) takes some, only
+    those are leased; a row whose source left the configuration stays alone."""
+    clock = FakeClock(utc(2026, 11, 20, 8))
+    engine, sessions, (a,) = pollers(f"sqlite:///{tmp_path / 'm.db'}", clock, n=1)
+    sources = [SourceConfig(name=f"s{i}", url=server.url(f"/f{i}"), interval=timedelta(minutes=5), jitter=0) for i in range(6)]
+    a.register(sources + [SourceConfig(name="gone", url=server.url("/gone"), interval=timedelta(minutes=5))])
+    a.register(sources)  # "gone" was removed from the config; its row stays, due
+    taken = a.due(sources, limit=10, take=lambda cfg: cfg.name != "s3")
+    assert sorted(s.name for s in taken) == ["s0", "s1", "s2", "s4", "s5"]
+    with sessions() as session:
+        leased = dict(session.execute(select(Source.name, Source.lease_owner)).all())
+    assert leased["s3"] is None and leased["gone"] is None and leased["s0"] == a.owner
+    assert [s.name for s in a.due(sources, limit=1, exclude={s.name for s in taken}, take=lambda cfg: True)] == ["s3"]
+    engine.dispose()
