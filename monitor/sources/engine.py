@@ -44,6 +44,7 @@ class PollEngine:
                  slow_after: float = 5.0, max_extra: int | None = None):
         self.poller = poller
         self.sources = list(sources)
+        self._by_name = {s.name: s for s in self.sources}
         self.workers = workers
         self.slow_workers = slow_workers or max(2, workers // 2)
         self.slow_after = slow_after
@@ -79,6 +80,7 @@ class PollEngine:
     def set_sources(self, sources: list[SourceConfig]) -> None:
         with self._lock:
             self.sources = list(sources)
+            self._by_name = {s.name: s for s in self.sources}
 
     def in_flight(self) -> set[str]:
         with self._lock:
@@ -130,7 +132,7 @@ class PollEngine:
         host has a free slot and may be asked within HOST_SLACK; the others wait, still due,
         and `soonest` says when the first of their hosts frees up."""
         gate = self.poller.gate
-        by_name = {s.name: s for s in self.sources}
+        by_name = self._by_name
         hosts = Counter(_host(by_name[n].url) for n in busy if n in by_name)
         soonest: list[float] = []
 
