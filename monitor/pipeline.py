@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import logging
 import threading
-
 from datetime import timedelta
 
-from sqlalchemy import insert, or_, select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.clock import Clock
 from monitor.incidents.service import Incidents
 from monitor.matching.matcher import Matcher
 from monitor.metrics import MATCHES, POSTS_PROCESSED
-from monitor.store.models import Match as MatchRow
-from monitor.store.claims import owner_id
+from monitor.store.claims import owner_id, unclaimed
 from monitor.store.faults import is_transient
+from monitor.store.models import Match as MatchRow
 from monitor.store.models import IncidentPost, Post
 
 log = logging.getLogger(__name__)
@@ -93,16 +92,16 @@ class Pipeline:
         instances matching the same backlog did the work twice. A claim left by a killed
         instance runs out after CLAIM; SQLite has one instance and claims nothing."""
         columns = (Post.id, Post.title, Post.body, Post.repost_of)
-        pending = select(Post.id).where(Post.processed_at.is_(None), Post.id > after).order_by(Post.id).limit(batch)
+        pending = (Post.processed_at.is_(None), Post.id > after)
         if self.sessions.kw["bind"].dialect.name != "postgresql":
             with self.sessions() as session:
-                return session.execute(select(*columns).where(Post.processed_at.is_(None), Post.id > after)
-                                       .order_by(Post.id).limit(batch)).all()
+                return session.execute(select(*columns).where(*pending).order_by(Post.id).limit(batch)).all()
         now = self.clock.now()
-        free = or_(Post.claimed_until.is_(None), Post.claimed_until <= now, Post.claimed_by == self.owner)
+        free = unclaimed(Post.claimed_by, Post.claimed_until, self.owner, now)
+        claim = select(Post.id).where(*pending, free).order_by(Post.id).limit(batch).with_for_update(skip_locked=True)
         with self.sessions.begin() as session:
             rows = session.execute(
-                update(Post).where(Post.id.in_(pending.where(free).with_for_update(skip_locked=True).scalar_subquery()))
+                update(Post).where(Post.id.in_(claim.scalar_subquery()))
                 .values(claimed_by=self.owner, claimed_until=now + CLAIM).returning(*columns),
                 execution_options={"synchronize_session": False},
             ).all()

@@ -21,10 +21,10 @@ import threading
 import time
 from collections import Counter
 from typing import Callable
-from urllib.parse import urlsplit
 
 from monitor.config import SourceConfig
 from monitor.sources.poll import Poller, PollResult
+from monitor.sources.polite import host_of
 from monitor.store.faults import DbHealth, is_transient
 
 log = logging.getLogger(__name__)
@@ -32,10 +32,6 @@ log = logging.getLogger(__name__)
 HOST_SLACK = 0.5  # seconds a poll may wait at its host's gate; a longer wait is scheduled instead
 DB_RETRY = 10.0  # seconds before a source whose poll met a database fault is tried again
 FAST, SLOW = "fast", "slow"
-
-
-def _host(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
 
 
 class PollEngine:
@@ -133,11 +129,11 @@ class PollEngine:
         and `soonest` says when the first of their hosts frees up."""
         gate = self.poller.gate
         by_name = self._by_name
-        hosts = Counter(_host(by_name[n].url) for n in busy if n in by_name)
+        hosts = Counter(host_of(by_name[n].url) for n in busy if n in by_name)
         soonest: list[float] = []
 
         def take(cfg: SourceConfig) -> bool:
-            host = _host(cfg.url)
+            host = host_of(cfg.url)
             concurrency, delay = gate.limits(host)
             wait = gate.wait_for(host) + delay * hosts[host]
             if hosts[host] >= concurrency or wait > HOST_SLACK:

@@ -88,6 +88,17 @@ def _timeout(cfg: HttpConfig) -> httpx.Timeout:
     return httpx.Timeout(connect=step, read=step, write=step, pool=POOL_WAIT)
 
 
+def http_date(value: str | None) -> datetime | None:
+    """An HTTP date as an aware datetime (UTC when it names no zone); None for junk. Never raises."""
+    try:
+        when = parsedate_to_datetime(value or "")
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
 def retry_after(value: str | None, now: datetime, cap: timedelta) -> timedelta | None:
     """Seconds or an HTTP date, at most `cap`; None for anything else. Never raises."""
     if not value:
@@ -96,14 +107,9 @@ def retry_after(value: str | None, now: datetime, cap: timedelta) -> timedelta |
     if value.isdigit():
         # Compare as text first: int("9" * 5000) is fine, timedelta(seconds=it) is not.
         return cap if len(value) > 9 else min(timedelta(seconds=int(value)), cap)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
+    when = http_date(value)
     if when is None:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
     try:
         return min(max(when - now, timedelta(0)), cap)
     except OverflowError:
@@ -123,24 +129,11 @@ def freshness(headers, now: datetime) -> timedelta | None:
             if not value.isdigit():
                 return None
             return timedelta(seconds=int(value)) if len(value) <= 9 else timedelta(days=365)
-    expires = headers.get("Expires")
-    if not expires:
+    when = http_date(headers.get("Expires"))
+    if when is None:  # none, or "Expires: 0" and other junk: already stale
         return None
-    try:
-        when = parsedate_to_datetime(expires)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None  # "Expires: 0" and other junk: already stale
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
     # Measured from the server's own Date where it sends one: its clock may be off from ours.
-    try:
-        sent = parsedate_to_datetime(headers.get("Date") or "") or now
-    except (TypeError, ValueError, IndexError, OverflowError):
-        sent = now
-    if sent.tzinfo is None:
-        sent = sent.replace(tzinfo=timezone.utc)
+    sent = http_date(headers.get("Date")) or now
     try:
         return max(when - sent, timedelta(0)) or None
     except OverflowError:

@@ -14,11 +14,17 @@ import time
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Callable
+from urllib.parse import urlsplit
 
 from monitor.config import HttpConfig
 from monitor.sources.http import Throttled
 
 MAX_WAIT = 2.0  # seconds a poll may wait for its turn; longer, and it is rescheduled instead
+
+
+def host_of(url: str) -> str:
+    """The host politeness is kept per (urlsplit lowercases it)."""
+    return urlsplit(url).hostname or ""
 
 
 class HostBusy(Throttled):

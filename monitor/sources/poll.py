@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import or_, select, update
@@ -23,9 +22,9 @@ from monitor.sources.board import parse_detail_body, parse_html_board, parse_jso
 from monitor.sources.decode import decode
 from monitor.sources.feed import ParseError, read_feed
 from monitor.sources.http import Fetched, FetchError, Throttled, fetch
-from monitor.sources.polite import HostGate
+from monitor.sources.polite import HostGate, host_of
 from monitor.sources.schedule import next_poll
-from monitor.store.claims import owner_id
+from monitor.store.claims import owner_id, unclaimed
 from monitor.store.faults import is_transient
 from monitor.store.models import Post, Source
 from monitor.store.posts import register_sources, source_row, store_posts
@@ -52,6 +51,11 @@ class Read:
     digest: str | None = None  # None: read again next time even if the bytes look the same
     problems: list[str] = field(default_factory=list)  # items skipped, e.g. a detail page failed
     fresh_for: timedelta | None = None  # the server's word: not worth asking again sooner
+
+    @classmethod
+    def answered(cls, status: str, fetched: Fetched, **more) -> Read:
+        """A read that keeps what the response said for next time: its validators and freshness."""
+        return cls(status, etag=fetched.etag, last_modified=fetched.last_modified, fresh_for=fetched.fresh_for, **more)
 
 
 THROTTLE_FLOOR = timedelta(seconds=5)  # "Retry-After: 0" over and over must not become a busy loop
@@ -101,7 +105,7 @@ class Poller:
         enabled = {s.name: s for s in sources if s.enabled and s.name not in exclude}
         if not enabled:
             return []
-        free = or_(Source.lease_until.is_(None), Source.lease_until <= now, Source.lease_owner == self.owner)
+        free = unclaimed(Source.lease_owner, Source.lease_until, self.owner, now)
         order = (Source.next_poll_at.is_not(None), Source.next_poll_at, Source.id)
         ready = (or_(Source.next_poll_at.is_(None), Source.next_poll_at <= now), free)
         with self.sessions.begin() as session:
@@ -189,14 +193,15 @@ class Poller:
         if cfg.type == "feed":
             fetched = self._get(cfg, cfg.url, etag, modified)
             if fetched.not_modified:
-                return Read("not_modified", etag=fetched.etag, last_modified=fetched.last_modified, fresh_for=fetched.fresh_for)
+                return Read.answered("not_modified", fetched)
             digest = hashlib.sha256(fetched.body).hexdigest()
             if digest == known_hash:
                 # Many sites ignore conditional GET; an identical body is not parsed again.
-                return Read("unchanged", etag=fetched.etag, last_modified=fetched.last_modified, fresh_for=fetched.fresh_for)
+                return Read.answered("unchanged", fetched)
             posts, ttl = read_feed(fetched.body, fetched.content_type)
-            return Read("changed", posts, fetched.etag, fetched.last_modified, digest,
-                        fresh_for=max(filter(None, (fetched.fresh_for, ttl)), default=None))
+            read = Read.answered("changed", fetched, posts=posts, digest=digest)
+            read.fresh_for = max(filter(None, (fetched.fresh_for, ttl)), default=None)
+            return read
         return self._read_board(cfg, etag, modified, known_hash, now, source_id)
 
     def _read_board(self, cfg: SourceConfig, etag, modified, known_hash, now: datetime, source_id) -> Read:
@@ -210,7 +215,7 @@ class Poller:
             fetched = self._get(cfg, url, etag if conditional else None, modified if conditional else None, cfg.page_body(index))
             if index == 0:
                 if fetched.not_modified:
-                    return Read("not_modified", etag=fetched.etag, last_modified=fetched.last_modified, fresh_for=fetched.fresh_for)
+                    return Read.answered("not_modified", fetched)
                 first = fetched
             hashes.append(hashlib.sha256(fetched.body).hexdigest())
             page = parse(decode(fetched.body, fetched.content_type), cfg, url, now)
@@ -221,8 +226,8 @@ class Poller:
             posts.extend(page)
         digest = hashlib.sha256("".join(hashes).encode()).hexdigest()
         if digest == known_hash:
-            return Read("unchanged", etag=first.etag, last_modified=first.last_modified, fresh_for=first.fresh_for)
-        read = Read("changed", posts, first.etag, first.last_modified, digest, fresh_for=first.fresh_for)
+            return Read.answered("unchanged", first)
+        read = Read.answered("changed", first, posts=posts, digest=digest)
         if cfg.detail_body:
             self._fetch_details(cfg, read, source_id)
         return read
@@ -252,7 +257,7 @@ class Poller:
         read.posts = kept
 
     def _get(self, cfg: SourceConfig, url: str, etag, modified, body=None, method: str | None = None) -> Fetched:
-        host = urlsplit(url).hostname or ""
+        host = host_of(url)
         try:
             with self.gate.slot(host):
                 return fetch(
