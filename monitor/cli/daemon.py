@@ -92,7 +92,7 @@ def _db_backup(args) -> int:
     url = make_url(args.database or cfg.database_url())
     if url.get_backend_name() != "sqlite":
         raise SystemExit("PostgreSQL 请用 pg_dump 备份，例如：pg_dump --format=custom --file=monitor.dump 数据库名"
-                         "（恢复：pg_restore --dbname=数据库名 monitor.dump）；见 README「备份」")
+                         "（恢复：pg_restore --dbname=数据库名 monitor.dump）；见 README「保留期与备份」")
     target = Path(args.target)
     if target.exists():
         raise SystemExit(f"备份文件 {target} 已存在：请换一个文件名（不会覆盖）")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.store.models import IncidentPost, Match, Post
@@ -19,7 +19,7 @@ from monitor.store.models import IncidentPost, Match, Post
 BATCH = 2000  # posts per transaction
 
 
-def prunable(before: datetime, limit: int):
+def prunable(before: datetime, limit: int | None = None):
     held = select(IncidentPost.post_id)
     return (select(Post.id).where(Post.fetched_at < before, Post.processed_at.is_not(None), Post.id.not_in(held))
             .order_by(Post.fetched_at, Post.id).limit(limit))
@@ -46,7 +46,5 @@ def prune(sessions: sessionmaker[Session], before: datetime, *, most: int | None
 
 
 def count(sessions: sessionmaker[Session], before: datetime) -> int:
-    from sqlalchemy import func
-
     with sessions() as session:
-        return session.scalar(select(func.count()).select_from(prunable(before, 2**62).subquery()))
+        return session.scalar(select(func.count()).select_from(prunable(before).subquery()))
