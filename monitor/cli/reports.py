@@ -9,17 +9,24 @@ from pathlib import Path
 from monitor.cli.common import command, group, open_db
 from monitor.clock import SystemClock, parse_iso
 from monitor.config import load
+from monitor.reports.period import FLAGS, NAMES
+
+EXAMPLES = {"weekly": "2026-W47", "monthly": "2026-11", "quarterly": "2026-Q4", "annual": "2026"}
+PERIOD_WORD = {"weekly": "自然周", "monthly": "月", "quarterly": "季度", "annual": "年度"}
 
 
 def register(sub) -> None:
     rs = group(sub, "report", "统计报告", "report_command")
-    q = command(rs, "weekly", "生成舆情回应周报（默认上一个完整的自然周）", _report_weekly, database=True)
-    when = q.add_mutually_exclusive_group()
-    when.add_argument("--week", help="ISO 周次，如 2026-W47（北京时间）")
-    when.add_argument("--from", dest="date_from", metavar="DATE", help="起始日期 YYYY-MM-DD（与 --to 同用）")
-    q.add_argument("--to", dest="date_to", metavar="DATE", help="结束日期 YYYY-MM-DD（含当日）")
-    q.add_argument("--format", default="xlsx,docx,html,csv", help="输出格式，逗号分隔：xlsx,docx,html,csv")
-    q.add_argument("--out", default=".", help="输出目录（默认当前目录）")
+    for kind, example in EXAMPLES.items():
+        name, flag = NAMES[kind], FLAGS[kind]
+        q = command(rs, kind, f"生成舆情回应{name}（默认上一个完整的{PERIOD_WORD[kind]}）", _report, database=True)
+        q.set_defaults(report_kind=kind)
+        when = q.add_mutually_exclusive_group()
+        when.add_argument(f"--{flag}", dest="label", metavar=flag.upper(), help=f"{PERIOD_WORD[kind]}，如 {example}（北京时间）")
+        when.add_argument("--from", dest="date_from", metavar="DATE", help="起始日期 YYYY-MM-DD（与 --to 同用）")
+        q.add_argument("--to", dest="date_to", metavar="DATE", help="结束日期 YYYY-MM-DD（含当日）")
+        q.add_argument("--format", default="xlsx,docx,html,csv", help="输出格式，逗号分隔：xlsx,docx,html,csv")
+        q.add_argument("--out", default=".", help="输出目录（默认当前目录）")
 
     p = command(sub, "replay", "以模拟时钟回放历史帖文，检验规则与提醒", _replay, database=True)
     p.add_argument("--watchwords", help="关键词规则文件（默认取配置文件中的 watchwords）")
@@ -30,8 +37,8 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="结果 JSON 文件")
 
 
-def _report_weekly(args) -> int:
-    from monitor.reports.period import date_range, iso_week, last_complete_week
+def _report(args) -> int:
+    from monitor.reports.period import PARSERS, date_range, last_complete
     from monitor.reports.render import FORMATS
     from monitor.reports.weekly import make_report
 
@@ -42,20 +49,20 @@ def _report_weekly(args) -> int:
         return 2
     now = SystemClock().now()
     try:
-        if args.week:
-            period = iso_week(args.week)
+        if args.label:
+            period = PARSERS[args.report_kind](args.label)
         elif args.date_from or args.date_to:
             if not (args.date_from and args.date_to):
                 raise ValueError("--from 与 --to 需同时给出")
             period = date_range(args.date_from, args.date_to)
         else:
-            period = last_complete_week(now)
+            period = last_complete(args.report_kind, now)
     except ValueError as e:
         print(f"统计期间有误：{e}", file=sys.stderr)
         return 2
     cfg, _engine_, sessions = open_db(args)
     report, paths = make_report(sessions, cfg.main, period, now, formats, Path(args.out))
-    print(f"舆情回应周报 {period.label}（{period.title}）：")
+    print(f"{period.name} {period.label}（{period.title}）：")
     for line in report.headline:
         print(f"  {line}")
     if report.font_note:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -37,10 +37,16 @@ class DaemonConfig(_Model):
 
 
 class ReportConfig(_Model):
-    """The weekly report (周报), made and sent by the daemon on a cron schedule."""
+    """The reports (周报, and 月报/季报/年报 where scheduled), made and sent by the daemon on cron schedules."""
 
     enabled: bool = True
-    cron: str = "0 9 * * 1"  # minute hour day month weekday, Beijing time: Monday 09:00
+    cron: str = "0 9 * * 1"  # the weekly report: minute hour day month weekday, Beijing time: Monday 09:00
+    monthly_cron: str = ""  # "" = not scheduled; e.g. "0 9 1 * *"
+    quarterly_cron: str = ""  # e.g. "0 9 1 1,4,7,10 *"
+    annual_cron: str = ""  # e.g. "0 9 2 1 *"
+    # the clocks whose first completion is an incident's first authoritative answer (考核)
+    answer_clocks: list[str] = ["发布权威信息", "权威回应", "依申请公开答复"]
+    board_working_days: list[Annotated[int, Field(ge=1, le=60)]] = [3, 5, 15]  # 留言 answered within N working days
     formats: list[Literal["xlsx", "docx", "html", "csv"]] = ["xlsx", "docx"]
     tags: list[str] = ["lead", "leader"]
     out_dir: str | None = None  # default: <state_dir>/reports
@@ -48,16 +54,23 @@ class ReportConfig(_Model):
     give_up_after: Duration = timedelta(hours=12)
 
 
-    @field_validator("cron")
+    @field_validator("cron", "monthly_cron", "quarterly_cron", "annual_cron")
     @classmethod
-    def _cron(cls, v: str) -> str:
+    def _cron(cls, v: str, info) -> str:
         from monitor.cron import check
 
+        if not v and info.field_name != "cron":
+            return v
         try:
             check(v)
         except ValueError as e:
             raise ValueError(f"无法识别的 cron 表达式 {v!r}（应为 分 时 日 月 周，如 \"0 9 * * 1\"）：{e}") from None
         return v
+
+    def schedules(self) -> dict[str, str]:
+        """Report kind → cron, for the kinds that are scheduled."""
+        crons = {"weekly": self.cron, "monthly": self.monthly_cron, "quarterly": self.quarterly_cron, "annual": self.annual_cron}
+        return {kind: cron for kind, cron in crons.items() if cron}
 
 
 class RetentionConfig(_Model):

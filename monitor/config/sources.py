@@ -82,6 +82,9 @@ class SourceConfig(_Model):
     replied: list[str] = ["已办理", "已回复", "已答复", "已办结", "办结", "已处理"]
     detail_body: str | None = None  # CSS selector: fetch each item's page for its body
     quiet_after: MaybeDuration = None  # alert when no new item for this long (default: learned)
+    # ---- the office's own channel (website news, 政务微博/公众号 through a feed, press releases) ----
+    official: bool = False  # its posts never open incidents; a matching one is proposed as an answer
+    department: str = ""  # who speaks through it (official channels, boards): reports count its answers for them
 
 
     @field_validator("url")

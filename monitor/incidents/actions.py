@@ -13,9 +13,11 @@ from sqlalchemy.orm import Session
 from monitor.clock import show, show_due
 from monitor.config import MainConfig
 from monitor.incidents.clocks import clock_start
-from monitor.incidents.record import ActionError, NoSuchIncident, Planner, changed, drop_held_steps, event, link
+from monitor.incidents.record import (
+    ActionError, NoSuchIncident, Planner, changed, clock_changed, drop_held_steps, event, link, new_clock,
+)
 from monitor.severity import SEVERITIES
-from monitor.store.models import Incident, IncidentPost, Post, ResponseClock
+from monitor.store.models import Incident, IncidentPost, Post
 
 
 ACTION_NAMES = {
@@ -95,6 +97,7 @@ class Actions:
         if clock.met_at is not None:
             raise ActionError(f"事件 #{incident_id} 的「{clock_name}」已于 {show(clock.met_at)} 登记完成")
         clock.met_at, clock.met_by, clock.evidence = now, actor, evidence
+        clock_changed(session, clock, now)
         on_time = now <= clock.due_at
         event(session, incident, now, actor, "clock_met", clock=clock_name, evidence=evidence, on_time=on_time,
               **({"note": note} if note else {}))
@@ -144,10 +147,12 @@ class Actions:
         plans = {p.name: p for p in self.planner.plan(incident, level, start)}
         existing = {c.name: c for c in incident.clocks}
         for name, clock in existing.items():
-            clock.active = name in plans
+            if clock.active != (name in plans):
+                clock.active = name in plans
+                clock_changed(session, clock, now)
         for name, plan in plans.items():
             if name not in existing:
-                session.add(ResponseClock(incident_id=incident.id, name=name, started_at=plan.started_at, due_at=plan.due_at))
+                new_clock(session, incident.id, name, plan.started_at, plan.due_at, now)
         session.flush()
         session.refresh(incident, ["clocks"])
         after = [{"name": c.name, "due_at": c.due_at.isoformat(), "met_at": c.met_at.isoformat() if c.met_at else None}
@@ -170,7 +175,7 @@ class Actions:
         keep.last_post_at = max(keep.last_post_at, other.last_post_at)
         if other.started_at < keep.started_at:
             self.planner.move_start(session, keep, other.started_at, now, None)
-        carried = self._carry_record(keep, other)
+        carried = self._carry_record(session, keep, other, now)
         other.state, other.closed_at, other.merged_into = "closed", now, keep.id
         event(session, keep, now, actor, "merged", other=other.id, posts=moved, **carried)
         event(session, other, now, actor, "merged_into", into=keep.id)
@@ -179,7 +184,7 @@ class Actions:
         return keep
 
     @staticmethod
-    def _carry_record(keep: Incident, other: Incident) -> dict:
+    def _carry_record(session: Session, keep: Incident, other: Incident, now: datetime) -> dict:
         """What the officers did on the merged-away incident still counts: its acknowledgement
         and the clocks it answered (with their evidence) carry over to the kept one."""
         carried: dict = {}
@@ -194,6 +199,7 @@ class Actions:
             source = theirs.get(clock.name)
             if clock.active and clock.met_at is None and source is not None:
                 clock.met_at, clock.met_by, clock.evidence = source.met_at, source.met_by, source.evidence
+                clock_changed(session, clock, now)
                 met.append(clock.name)
         if met:
             carried["clocks_met"] = met
@@ -229,7 +235,7 @@ class Actions:
         source.post_count -= len(posts)
         self._recompute_first(session, source, [p for r, p in links if (r, p) not in chosen], now, actor)
         for plan in self.planner.plan(new, new.severity, seen):
-            session.add(ResponseClock(incident_id=new.id, name=plan.name, started_at=plan.started_at, due_at=plan.due_at))
+            new_clock(session, new.id, plan.name, plan.started_at, plan.due_at, now)
         session.flush()
         session.refresh(new, ["clocks"])
         event(session, source, now, actor, "split_out", into=new.id, posts=[p.id for p in posts])

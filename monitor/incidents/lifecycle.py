@@ -19,10 +19,10 @@ from monitor.incidents.clocks import clock_start
 from monitor.incidents.cluster import Clusterer
 from monitor.incidents.escalator import Escalator
 from monitor.incidents.heat import Heat, measure
-from monitor.incidents.record import ACTIONS_SEEN, RESHAPING, SYSTEM, Planner, changed, event, link, round_of
+from monitor.incidents.record import ACTIONS_SEEN, RESHAPING, SYSTEM, Planner, changed, event, link, new_clock, round_of
 from monitor.matching.matcher import Match, post_text
 from monitor.severity import rank
-from monitor.store.models import Event, Incident, IncidentPost, Post, ResponseClock, Source
+from monitor.store.models import Event, Incident, IncidentPost, Post, Source
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +145,7 @@ class Lifecycle:
         if about is not None:
             clusterer.remember(post.external_id, seen_at, about, incident.id, sketch)
         for plan in self.planner.plan(incident, incident.severity, seen_at):
-            session.add(
-                ResponseClock(incident_id=incident.id, name=plan.name, started_at=plan.started_at, due_at=plan.due_at)
-            )
+            new_clock(session, incident.id, plan.name, plan.started_at, plan.due_at, now)
         session.flush()
         session.refresh(incident, ["clocks"])
         event(session, incident, now, SYSTEM, "opened", post=post.id, rule=rule.name, severity=rule.severity)
@@ -189,7 +187,7 @@ class Lifecycle:
             for base in dict.fromkeys(round_of(c.name)[0] for c in active):
                 if base in plans:
                     name = f"{base}（第{number}轮）"
-                    session.add(ResponseClock(incident_id=incident.id, name=name, started_at=seen_at, due_at=plans[base].due_at))
+                    new_clock(session, incident.id, name, seen_at, plans[base].due_at, now)
                     reopened.append(name)
             session.flush()
             session.refresh(incident, ["clocks"])

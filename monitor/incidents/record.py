@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from monitor.config import MainConfig
 from monitor.incidents.clocks import plan_clocks
 from monitor.incidents.workdays import WorkCalendar
-from monitor.store.models import Event, Incident, IncidentPost, Notification, Outbox, Post
+from monitor.store.models import ClockChange, Event, Incident, IncidentPost, Notification, Outbox, Post, ResponseClock
 
 SYSTEM = "system"
 RESHAPING = ("merged", "split_out")  # officer actions that move posts between incidents
@@ -36,6 +36,20 @@ def changed(incident: Incident, now: datetime) -> None:
     """After a change (opened, met, regraded, closed): let the next tick look at it now;
     steps already due, such as those of an old first post, are then fired there."""
     incident.next_step_at = now
+
+
+def new_clock(session: Session, incident_id: int, name: str, started_at: datetime, due_at: datetime,
+              now: datetime) -> ResponseClock:
+    clock = ResponseClock(incident_id=incident_id, name=name, started_at=started_at, due_at=due_at, active=True)
+    session.add(clock)
+    clock_changed(session, clock, now)
+    return clock
+
+
+def clock_changed(session: Session, clock: ResponseClock, now: datetime) -> None:
+    """The clock as it stands from now on, for reports that read a period as it stood at its end."""
+    session.add(ClockChange(clock=clock, incident_id=clock.incident_id, at=now, active=clock.active,
+                            started_at=clock.started_at, due_at=clock.due_at, met_at=clock.met_at))
 
 
 def link(session: Session, incident: Incident, post: Post, now: datetime) -> bool:
@@ -88,6 +102,7 @@ class Planner:
         for clock in incident.clocks:
             if clock.active and clock.met_at is None and clock.name in plans:
                 clock.started_at, clock.due_at = start, plans[clock.name].due_at
+                clock_changed(session, clock, now)
         event(session, incident, now, actor, "start_moved", post=post.id if post is not None else None,
               before=before.isoformat(), after=start.isoformat())
         changed(incident, now)

@@ -93,7 +93,7 @@ def make_charts(report: Report) -> None:
         return
     daily = report.table("daily")
     fig, ax = _figure(font)
-    days = [row[0].strftime("%m-%d") for row in daily.rows]
+    days = [row[0] if isinstance(row[0], str) else row[0].strftime("%m-%d") for row in daily.rows]
     bottom = [0] * len(days)
     for i, severity in enumerate(SEVERITIES, start=1):
         counts = [row[i] for row in daily.rows]
@@ -102,10 +102,10 @@ def make_charts(report: Report) -> None:
     from matplotlib.ticker import MaxNLocator
 
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title("每日新增舆情事件（按级别）")
+    ax.set_title(f"{daily.title[:2]}新增舆情事件（按级别）")
     ax.set_ylabel("事件数")
     ax.legend(ncol=4, fontsize=9)
-    report.charts.append(Chart("daily", "每日新增舆情事件（按级别）", _png(fig)))
+    report.charts.append(Chart("daily", f"{daily.title[:2]}新增舆情事件（按级别）", _png(fig)))
 
     clocks = report.table("clocks")
     report.charts.append(Chart("clocks", "各回应时限按时率", _rate_bars(

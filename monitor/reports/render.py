@@ -11,6 +11,7 @@ from pathlib import Path
 
 from monitor.clock import show
 from monitor.reports.model import CHANGE, DATE, HOURS, INT, MINUTES, PCT, TEXT, TIME, Report, Table
+from monitor.reports.period import NAMES
 from monitor.reports.safe import display, local_naive, neutralize
 
 FORMATS = ("xlsx", "docx", "html", "csv")
@@ -21,7 +22,7 @@ NUMBER_FORMATS = {PCT: "0.0%", CHANGE: "+0.0%;-0.0%;0.0%", HOURS: "0.00", MINUTE
 
 
 def base_name(report: Report) -> str:
-    return f"舆情周报_{report.period.label}"
+    return f"舆情{NAMES[report.period.kind]}_{report.period.label}"
 
 
 def _cell(value, kind: str):
@@ -43,7 +44,7 @@ def write_xlsx(report: Report, path: Path) -> Path:
     wb = Workbook()
     cover = wb.active
     cover.title = "摘要"
-    cover["A1"] = f"舆情回应周报（{report.period.label}，{report.period.title}）"
+    cover["A1"] = f"{report.period.name}（{report.period.label}，{report.period.title}）"
     cover["A1"].font = Font(bold=True, size=14)
     for i, line in enumerate(report.headline, start=3):
         cover.cell(row=i, column=1, value=neutralize(line))
@@ -106,11 +107,11 @@ def write_html(report: Report, path: Path) -> Path:
     e = html.escape
     parts = [
         "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>",
-        f"<title>舆情回应周报 {e(report.period.label)}</title>",
+        f"<title>{e(report.period.name)} {e(report.period.label)}</title>",
         "<style>body{font-family:'WenQuanYi Micro Hei','Noto Sans CJK SC','Microsoft YaHei',sans-serif;margin:2em;color:#222}"
         "table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #bbb;padding:4px 8px;font-size:14px}"
         "th{background:#ddebf7}td.n{text-align:right}.note{color:#555;font-size:13px}img{max-width:100%}</style></head><body>",
-        f"<h1>舆情回应周报（{e(report.period.label)}）</h1>",
+        f"<h1>{e(report.period.name)}（{e(report.period.label)}）</h1>",
         f"<p>{e(report.period.title)}　生成时间：{e(show(report.generated_at))}（北京时间）</p>",
     ]
     parts += [f"<p>{e(line)}</p>" for line in report.headline]
@@ -156,7 +157,7 @@ def write_docx(report: Report, path: Path) -> Path:
         style.element.get_or_add_rPr().get_or_add_rFonts().set(qn("w:eastAsia"), style.font.name)
     doc.styles["Normal"].font.size = Pt(10.5)
 
-    doc.add_heading(f"舆情回应周报（{report.period.label}）", level=0)
+    doc.add_heading(f"{report.period.name}（{report.period.label}）", level=0)
     doc.add_paragraph(f"统计期间：{report.period.title}　生成时间：{show(report.generated_at)}（北京时间）")
     doc.add_heading("一、总体情况", level=1)
     for line in report.headline:

@@ -215,6 +215,25 @@ class ResponseClock(Base):
     incident: Mapped[Incident] = relationship(back_populates="clocks")
 
 
+class ClockChange(Base):
+    """A response clock as it stood from `at` on, one row per change (planned, moved, stopped
+    by a regrade, met). Reports read clocks as they stood at a period's end from these, so a
+    regrade or a merge made later does not rewrite a period already reported."""
+
+    __tablename__ = "clock_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    clock_id: Mapped[int] = mapped_column(ForeignKey("response_clocks.id"), index=True)
+    incident_id: Mapped[int] = mapped_column(Integer, index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    active: Mapped[bool] = mapped_column(Boolean)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    met_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    clock: Mapped[ResponseClock] = relationship()
+
+
 class Event(Base):
     __tablename__ = "events"
     # The daemon asks "any merge or split since I last looked?" once per batch.
@@ -288,12 +307,14 @@ class DeliveryAttempt(Base):
 
 
 class ReportRun(Base):
-    """One scheduled report: its unique scheduled time makes it run once, across restarts."""
+    """One scheduled report: its kind and scheduled time, unique, make it run once across restarts."""
 
     __tablename__ = "report_runs"
+    __table_args__ = (UniqueConstraint("kind", "scheduled_at", name="uq_report_runs_kind_scheduled_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime, unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default="weekly", server_default="weekly")  # weekly | monthly | quarterly | annual
+    scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime)
     period: Mapped[str] = mapped_column(String(40))
     # pending | sent | failed (given up) | skipped (before this installation ran)
     state: Mapped[str] = mapped_column(choice("ck_report_runs_state", REPORT_STATES), default="pending")
