@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +39,7 @@ class ReplayInputError(Exception):
 class ReplayPost:
     source: str
     raw: RawPost
+    answered: RawPost | None = None  # a board message as it shows once the official reply is up (at its reply_at)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ def read_posts(path: Path) -> list[ReplayPost]:
             if v.get(key) in (None, ""):
                 raise ReplayInputError(f"{path}:{number}: 缺少 {key}")
         published = _time(path, number, v["published_at"], "published_at")
+        reply_at = _time(path, number, v["reply_at"], "reply_at") if v.get("reply_at") not in (None, "") else None
         raw = RawPost(
             external_id=str(v["id"]),
             url=v.get("url") or None,
@@ -97,7 +99,15 @@ def read_posts(path: Path) -> list[ReplayPost]:
             published_at=published,
             repost_of=str(v["repost_of"]) if v.get("repost_of") not in (None, "") else None,
         )
-        posts.append(ReplayPost(str(v["source"]), raw))
+        answered = None
+        if reply_at is not None or v.get("reply_text"):
+            # A board message: it shows 待回复 until its reply is up, then the reply.
+            if reply_at is None:
+                raise ReplayInputError(f"{path}:{number}: 有 reply_text 时需要 reply_at（答复时间）")
+            answered = replace(raw, replied=True, reply_status=str(v.get("reply_status") or "已答复"),
+                               reply_text=str(v.get("reply_text") or ""), reply_at=reply_at)
+            raw = replace(raw, replied=False, reply_status="待回复")
+        posts.append(ReplayPost(str(v["source"]), raw, answered))
     return posts
 
 
@@ -144,7 +154,7 @@ def replay(
 ) -> dict:
     posts = sorted(posts, key=lambda p: p.raw.published_at)  # stable: file order breaks ties
     actions = sorted(actions, key=lambda a: a.at)
-    times = [p.raw.published_at for p in posts] + [a.at for a in actions]
+    times = [p.raw.published_at for p in posts] + [a.at for a in actions] + [p.answered.reply_at for p in posts if p.answered]
     if not times:
         return {"incidents": [], "alerts": []}
     end = until or (max(times) + timedelta(hours=72))
@@ -167,12 +177,16 @@ def replay(
 def _run(app, clock: FakeClock, posts, actions, end: datetime) -> list[str]:
     errors: list[str] = []
     sources: dict[str, int] = {}
-    pi = ai = 0
+    # a reply shows no earlier than its message
+    replies = sorted((max(p.answered.reply_at, p.raw.published_at), n, p) for n, p in enumerate(posts) if p.answered)
+    pi = ai = ri = 0
     last = clock.now() - timedelta(microseconds=1)
     while True:
         candidates = []
         if pi < len(posts):
             candidates.append(posts[pi].raw.published_at)
+        if ri < len(replies):
+            candidates.append(replies[ri][0])
         if ai < len(actions):
             candidates.append(actions[ai].at)
         with app.sessions() as session:
@@ -199,6 +213,16 @@ def _run(app, clock: FakeClock, posts, actions, end: datetime) -> list[str]:
                         sources[p.source] = source_row(session, p.source, f"replay:{p.source}", "replay").id
                     store_posts(session, sources[p.source], [p.raw], now)
             app.pipeline.process_pending()
+        answered = []
+        while ri < len(replies) and replies[ri][0] <= now:
+            answered.append(replies[ri][2])
+            ri += 1
+        if answered:
+            with app.sessions.begin() as session:
+                for p in answered:
+                    store_posts(session, sources[p.source], [p.answered], now)
+            while app.pipeline.record_replies():
+                pass
         while ai < len(actions) and actions[ai].at <= now:
             errors.extend(_apply(app, actions[ai], now))
             ai += 1
