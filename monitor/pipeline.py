@@ -21,7 +21,7 @@ from monitor.metrics import MATCHES, POSTS_PROCESSED
 from monitor.store.claims import owner_id, unclaimed
 from monitor.store.faults import is_transient
 from monitor.store.models import Match as MatchRow
-from monitor.store.models import IncidentPost, Post
+from monitor.store.models import IncidentPost, Post, Source
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +141,13 @@ class Pipeline:
         """Assign the posts that matched (or repost another); mark every one of done_ids processed."""
         now = self.clock.now()
         matches = []
+        official = self._official(session, posts)
         for post in posts:
-            joined = self.incidents.join_original(session, post, now) if post.repost_of else []
+            if post.source_id in official:
+                self.incidents.official(session, post, verdicts[post.id], official[post.source_id], now)
+                joined = None
+            else:
+                joined = self.incidents.join_original(session, post, now) if post.repost_of else []
             for match in verdicts[post.id]:
                 matches.append(
                     {
@@ -155,7 +160,8 @@ class Pipeline:
                         "explanation": match.explanation(),
                     }
                 )
-            self.incidents.place(session, post, verdicts[post.id], now, joined)
+            if joined is not None:
+                self.incidents.place(session, post, verdicts[post.id], now, joined)
         # Set-based writes: most posts match nothing and need only their processed mark.
         if matches:
             session.execute(insert(MatchRow), matches)
@@ -163,6 +169,13 @@ class Pipeline:
             update(Post).where(Post.id.in_(list(done_ids))).values(processed_at=now),
             execution_options={"synchronize_session": False},
         )
+
+    def _official(self, session: Session, posts: list[Post]) -> dict[int, str]:
+        """The office's own channels among these posts' sources: source id → name."""
+        names = self.incidents.cfg.official_sources()
+        if not names or not posts:
+            return {}
+        return dict(session.execute(select(Source.id, Source.name).where(Source.name.in_(sorted(names)))).all())
 
     def record_replies(self, batch: int = 500) -> int:
         """Official replies seen on boards become evidence on the posts' incidents."""

@@ -28,7 +28,7 @@ from monitor.store.models import Event, Incident, IncidentPost, Notification, Po
 from monitor.store.models import Match as MatchRow
 from monitor.store.posts import source_row, store_posts
 
-ACTIONS = ("ack", "met", "close", "regrade", "false_positive", "merge", "split")
+ACTIONS = ("ack", "met", "close", "regrade", "false_positive", "merge", "split", "confirm")
 
 
 class ReplayInputError(Exception):
@@ -271,6 +271,8 @@ def _apply(app, action: ReplayAction, now: datetime) -> list[str]:
                             incidents.actions.merge(session, incident_id, other, action.actor, now)
                 elif action.action == "split":
                     incidents.actions.split(session, incident_id, list(action.posts), action.actor, now)
+                elif action.action == "confirm":
+                    incidents.actions.confirm(session, incident_id, action.actor, now)
             except ActionError as e:
                 errors.append(f"{iso_local(action.at)} {action.action}: {e}")
         return errors

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from monitor.alerts.channels import Channels
 from monitor.alerts.log import Alert, fire
-from monitor.alerts.render import IncidentView, render_all, render_progress, render_reply, render_source_health
+from monitor.alerts.render import IncidentView, render_all, render_evidence, render_progress, render_reply, render_source_health
 from monitor.alerts.templates import compile_templates
 from monitor.clock import show, show_delta
 from monitor.config import MainConfig
@@ -67,6 +67,14 @@ class Notices:
         title, body = render_progress(view, clocks, post_title, post_url, reopened)
         alert = Alert(f"{view.id}:progress:{wave.isoformat()}", view.id, None, "progress", tier, tags, now, title, body,
                       severity=view.severity)
+        self._fire(session, alert, now)
+
+    def evidence(self, session: Session, view: IncidentView, post_id: int, clock: str, source: str, post_title: str,
+                 url: str | None, published: datetime, tier: int, tags, now: datetime) -> None:
+        """An official channel's release proposed as the incident's answer; its one-tap link takes it."""
+        title, body, markdown = render_evidence(view, clock, source, post_title, url, published, self.base_url)
+        alert = Alert(f"{view.id}:evidence:{post_id}", view.id, clock, "evidence", tier, tags, now, title, body, markdown,
+                      view.severity)
         self._fire(session, alert, now)
 
     def heat_suggestion(self, session: Session, view: IncidentView, level: str, reason: str, tier: int, tags, now: datetime) -> bool:

@@ -89,6 +89,27 @@ def render_reply(
     return title, "\n".join(lines)
 
 
+def render_evidence(incident: IncidentView, clock: str, source: str, post_title: str, url: str | None, published: datetime,
+                    base_url: str = "") -> tuple[str, str, str]:
+    """An official channel published what may be the incident's answer: one tap takes it."""
+    title = f"【{incident.severity}】事件 #{incident.id} 官方渠道已发布，请确认是否作为「{clock}」"
+    facts = [
+        f"事件：#{incident.id} {incident.title}（{incident.severity}）　责任部门：{incident.department or '—'}",
+        f"官方渠道：{source}　发布时间：{show(published)}",
+        f"标题：{post_title}",
+    ]
+    if url:
+        facts.append(f"链接：{url}")
+    command = f"monitor incidents confirm {incident.id}"
+    if base_url:
+        body = "\n".join(facts + [f"一键采纳：{ACK_MARK}", f"查看事件：{base_url}/incidents/{incident.id}"])
+        markdown = "\n\n".join([f"#### {title}", *facts, f"[**✅ 采纳为「{clock}」**]({ACK_MARK})　[查看事件]({base_url}/incidents/{incident.id})"])
+    else:
+        body = "\n".join(facts + [f"采纳：{command}"])
+        markdown = "\n\n".join([f"#### {title}", *facts, f"> 采纳：`{command}`"])
+    return title, body, markdown
+
+
 def render_progress(incident: IncidentView, clocks: list[ClockState], post_title: str, post_url: str | None,
                     reopened: list[str]) -> tuple[str, str]:
     """A post joined an incident whose clocks were all answered: nothing joins silently."""

@@ -27,6 +27,10 @@ def register(sub) -> None:
     q.add_argument("clock", help="时限名称，如 发布权威信息")
     q.add_argument("--evidence", help="回应的链接或说明")
     q.add_argument("--actor", default=None)
+    q = command(inc, "confirm", "采纳官方渠道的发布作为回应（默认最新的一条待采纳发布）", _incidents, database=True)
+    q.add_argument("id", type=int)
+    q.add_argument("--post", dest="posts", type=lambda v: [v], default=None, metavar="N", help="采纳哪条发布（帖文编号，见 incidents show）")
+    q.add_argument("--actor", default=None)
     q = command(inc, "false-positive", "标记为误报（不是需要回应的舆情）：关闭事件，报表单列", _incidents, database=True)
     q.add_argument("id", type=int)
     q.add_argument("--note", help="说明")
@@ -158,6 +162,12 @@ def _incidents_show(sessions, service, incident_id: int, now) -> int:
         print("  回应时限：")
         for c in service.clock_states(inc):
             print(f"    {clock_line(c, now)}")
+        proposals = service.actions.proposals(session, inc.id)
+        if proposals:
+            print("  官方渠道的发布（待采纳，monitor incidents confirm ID [--post N]）：")
+            for ev in proposals:
+                d = ev.data
+                print(f"    帖文 #{d.get('post')}「{d.get('clock')}」《{d.get('title', '')}》{d.get('url') or ''}（{ev.actor.rpartition(':')[2]}）")
         print("  时间线：")
         for ev in session.scalars(select(Event).where(Event.incident_id == inc.id).order_by(Event.at, Event.id)):
             detail = json.dumps(beijing(ev.data), ensure_ascii=False) if ev.data else ""

@@ -80,6 +80,9 @@ class IncidentConfig(_Model):
     # A board's official reply (已办理) is recorded as evidence; name a clock here to let it
     # meet that clock by itself (e.g. "权威回应"); empty: the officer confirms.
     reply_meets: str = ""
+    # A release on an official channel ([[source]] official = true) that matches an open incident
+    # is proposed as its answer; true: it meets the clock by itself, from its publication time.
+    official_meets: bool = False
     # Clocks a regrade starts (e.g. rising to 重大 starts the 5 h and 24 h clocks) count from the
     # first post ("first_post", as the plans count from the event) or from the regrade ("regrade").
     regrade_clocks_from: Literal["first_post", "regrade"] = "first_post"

@@ -124,6 +124,10 @@ class MainConfig(_Model):
     retention: RetentionConfig = RetentionConfig()
     metrics: MetricsConfig | None = None  # Prometheus metrics and health; absent: none served
 
+    def official_sources(self) -> set[str]:
+        """The names of the office's own channels: their posts answer incidents, never open them."""
+        return {s.name for s in self.source if s.official}
+
     @property
     def ops_tags(self) -> tuple[str, ...]:
         """Who hears about the system itself (sources, channels, the database)."""

@@ -18,6 +18,7 @@ class Permissions(_Model):
 
     ack: list[Role] = ["值班员", "科室负责人"]
     met: list[Role] = ["值班员", "科室负责人"]
+    confirm: list[Role] = ["值班员", "科室负责人"]  # take an official channel's release as the answer
     false_positive: list[Role] = ["值班员", "科室负责人"]
     regrade: list[Role] = ["科室负责人"]
     merge: list[Role] = ["科室负责人"]

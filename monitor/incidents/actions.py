@@ -17,11 +17,11 @@ from monitor.incidents.record import (
     ActionError, NoSuchIncident, Planner, changed, clock_changed, drop_held_steps, event, link, new_clock,
 )
 from monitor.severity import SEVERITIES
-from monitor.store.models import Incident, IncidentPost, Post
+from monitor.store.models import Event, Incident, IncidentPost, Post
 
 
 ACTION_NAMES = {
-    "ack": "确认收到", "met": "登记回应", "close": "关闭", "false_positive": "标记误报",
+    "ack": "确认收到", "met": "登记回应", "confirm": "采纳官方发布", "close": "关闭", "false_positive": "标记误报",
     "regrade": "调整级别", "merge": "合并", "split": "拆分",
 }
 
@@ -49,6 +49,9 @@ class Actions:
             due = next(c.due_at for c in incident.clocks if c.name == clock and c.active)
             late = "超时" if now > due else "按时"
             return Done(incident_id, f"事件 #{incident_id}「{clock}」已于 {show(now)} 登记完成（{late}，截止 {show_due(due)}）")
+        if action == "confirm":
+            clock, evidence = self.confirm(session, incident_id, actor, now, posts[0] if posts else None)
+            return Done(incident_id, f"事件 #{incident_id}「{clock}」已采纳官方发布登记完成：{evidence}")
         if action == "close":
             self.close(session, incident_id, actor, now)
             return Done(incident_id, f"事件 #{incident_id} 已于 {show(now)} 关闭")
@@ -104,6 +107,29 @@ class Actions:
         changed(incident, now)
         drop_held_steps(session, incident.id, clock_name)
         return incident
+
+    def proposals(self, session: Session, incident_id: int) -> list[Event]:
+        """Official releases proposed as this incident's answer whose clock is still open, newest first."""
+        incident = self.get(session, incident_id)
+        waiting = {c.name for c in incident.clocks if c.active and c.met_at is None}
+        events = session.scalars(
+            select(Event).where(Event.incident_id == incident_id, Event.kind == "evidence_proposed").order_by(Event.id.desc())
+        ).all()
+        return [e for e in events if (e.data or {}).get("clock") in waiting]
+
+    def confirm(self, session: Session, incident_id: int, actor: str, now: datetime, post: str | None = None) -> tuple[str, str]:
+        """An officer takes an official channel's release as the answer it was proposed for
+        (the newest, or the one of post #N): its clock is met from the release's publication."""
+        found = self.proposals(session, incident_id)
+        wanted = str(post).lstrip("#") if post else None
+        chosen = next((e for e in found if wanted is None or str(e.data.get("post")) == wanted), None)
+        if chosen is None:
+            raise ActionError(f"事件 #{incident_id} 没有待采纳的官方发布" + (f"（帖文 #{wanted}）" if wanted else ""))
+        data = chosen.data
+        published = min(datetime.fromisoformat(data["published_at"]), now)
+        evidence = data.get("url") or f"官方渠道发布：{data.get('title', '')}"
+        self.met(session, incident_id, data["clock"], actor, published, evidence, note=f"采纳官方渠道发布《{data.get('title', '')}》（{show(now)} 确认）")
+        return data["clock"], evidence
 
     def close(self, session: Session, incident_id: int, actor: str, now: datetime) -> Incident:
         incident = self.get(session, incident_id)

@@ -6,6 +6,7 @@ board's official reply is evidence. Alerts go through the escalator to the alert
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 
 from sqlalchemy import select
@@ -16,7 +17,7 @@ from monitor.config import MainConfig
 from monitor.incidents import views
 from monitor.incidents.actions import Actions
 from monitor.incidents.clocks import clock_start
-from monitor.incidents.cluster import Clusterer
+from monitor.incidents.cluster import Clusterer, features
 from monitor.incidents.escalator import Escalator
 from monitor.incidents.heat import Heat, measure
 from monitor.incidents.record import ACTIONS_SEEN, RESHAPING, SYSTEM, Planner, changed, event, link, new_clock, round_of
@@ -27,6 +28,8 @@ from monitor.store.models import Event, Incident, IncidentPost, Post, Source
 log = logging.getLogger(__name__)
 
 _RECENT = "monitor.recent_incidents"  # session.info key: rule -> incident seen in this transaction
+# An official release that announces or reports a press conference answers the 发布会 clock.
+_PRESS = re.compile(r"新闻发布会|发布会|记者会|新闻通气会|吹风会")
 
 
 class Lifecycle:
@@ -264,6 +267,61 @@ class Lifecycle:
         pending = [c.name for c in views.clock_states(incident) if c.met_at is None]
         self.escalator.notices.reply(session, views.view(incident), post.id, post.title or post.body[:60], post.reply_status,
                                      post.reply_text, post.url, replied_at, pending, tier, tags, now)
+
+    def official(self, session: Session, post: Post, matches: list[Match], source: str, now: datetime) -> None:
+        """The office's own channel published something a rule matches. It never opens an
+        incident: it may be the answer of one. For each rule it matched, the open incident of
+        that rule which started before it and shares a place, organisation or person with it
+        gets it proposed as evidence for the first clock still open (a press conference's for
+        the 发布会 clock); with `[incidents] official_meets` it meets that clock by itself."""
+        seen_at = clock_start(post.published_at, post.fetched_at)
+        text = self._text(post.title, post.body)
+        ours = features(text)
+        press = bool(_PRESS.search(text))
+        actor = f"system:官方渠道:{source}"
+        title = (post.title or post.body or "")[:120]
+        for match in matches:
+            for incident in self._answerable(session, match.rule.name, seen_at):
+                clock = self._open_clock(incident, press)
+                if clock is None or not self._about_the_same(session, incident, ours):
+                    continue
+                event(session, incident, now, actor, "evidence_proposed", post=post.id, clock=clock, url=post.url,
+                      title=title, published_at=seen_at.isoformat())
+                if self.cfg.incidents.official_meets:
+                    self.actions.met(session, incident.id, clock, actor, min(seen_at, now), post.url or f"{source}：{title}",
+                                     note=f"官方渠道发布：{title}")
+                else:
+                    tier, tags = self.escalator.first_tier(incident, now)
+                    self.escalator.notices.evidence(session, views.view(incident), post.id, clock, source, title, post.url,
+                                                    seen_at, tier, tags, now)
+                log.info("官方渠道 %s 的发布《%s》%s事件 #%d 的「%s」", source, title,
+                         "已完成" if self.cfg.incidents.official_meets else "拟作为", incident.id, clock)
+                break  # one incident per rule: the most recently active that it answers
+
+    @staticmethod
+    def _answerable(session: Session, rule: str, seen_at: datetime) -> list[Incident]:
+        return session.scalars(
+            select(Incident).where(Incident.rule == rule, Incident.state != "closed", Incident.started_at <= seen_at)
+            .order_by(Incident.last_post_at.desc()).limit(10)
+        ).all()
+
+    @staticmethod
+    def _open_clock(incident: Incident, press: bool) -> str | None:
+        waiting = [c for c in sorted(incident.clocks, key=lambda c: c.due_at) if c.active and c.met_at is None]
+        fits = [c for c in waiting if ("发布会" in c.name) == press]
+        return fits[0].name if fits else None
+
+    def _about_the_same(self, session: Session, incident: Incident, ours) -> bool:
+        """Shares a named place, organisation or person with the incident's posts; where
+        neither names one, at least two salient words."""
+        rows = session.execute(
+            select(Post.title, Post.body).join(IncidentPost, IncidentPost.post_id == Post.id)
+            .where(IncidentPost.incident_id == incident.id).order_by(Post.id).limit(20)
+        ).all()
+        theirs = features("\n".join([incident.title, *(self._text(t, b) for t, b in rows)]))
+        if ours.entities or theirs.entities:
+            return bool(ours.entities & theirs.entities)
+        return len(ours.words & theirs.words) >= 2
 
     def _notice_actions(self, session: Session) -> None:
         """Officers merge and split from the CLI, another process than the daemon's: once per

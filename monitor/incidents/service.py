@@ -53,6 +53,9 @@ class Incidents:
     def join_original(self, session: Session, post: Post, now: datetime) -> list[Incident]:
         return self.lifecycle.join_original(session, post, now)
 
+    def official(self, session: Session, post: Post, matches, source: str, now: datetime) -> None:
+        self.lifecycle.official(session, post, matches, source, now)
+
     def reply_seen(self, session: Session, incident_id: int, post: Post, now: datetime) -> None:
         self.lifecycle.reply_seen(session, incident_id, post, now)
 

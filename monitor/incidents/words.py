@@ -25,6 +25,7 @@ EVENT_NAMES = {
     "split_out": "拆出帖文",
     "split_from": "由拆分产生",
     "reply_seen": "留言板官方答复",
+    "evidence_proposed": "官方渠道发布（拟作为回应）",
     "heat": "热度",
 }
 

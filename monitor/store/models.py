@@ -51,7 +51,8 @@ INCIDENT_STATES = ("open", "acknowledged", "closed")
 OUTBOX_STATES = ("pending", "sending", "sent", "failed", "digest", "dropped")
 DISPOSITIONS = ("sent", "superseded", "dry_run")
 NOTIFICATION_KINDS = ("opened", "reminder", "escalation", "progress", "suggest", "reply", "handoff",
-                      "source_failing", "source_quiet", "source_recovered", "channel_failing", "database_outage")
+                      "source_failing", "source_quiet", "source_recovered", "channel_failing", "database_outage",
+                      "evidence")  # evidence: an official channel's release proposed as an incident's answer
 SOURCE_KINDS = ("feed", "json", "html", "replay")  # replay: posts read by `monitor replay`
 HEALTH_STATES = ("ok", "failing", "quiet")
 REPORT_STATES = ("pending", "sent", "failed", "skipped")  # skipped: due before the monitor first ran

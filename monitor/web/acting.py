@@ -44,9 +44,26 @@ def _in_scope(console: Console, who: Principal, incident) -> None:
         raise Forbidden(f"事件 #{incident.id} 由{incident.department}负责，{who.department}的账号不能处置")
 
 
-def ack_by_link(console: Console, claim, actor: str) -> Done:
-    """A one-tap link acknowledges once: the link is spent in the same transaction as the
-    acknowledgement, so two taps (or two instances) cannot both act."""
+def link_proposal(session, console: Console, row, incident):
+    """The official release an evidence alert's link takes as the answer, or None for an
+    alert whose link acknowledges. Raises LinkError when there is nothing left to take."""
+    from monitor.alerts.links import LinkError
+    from monitor.store.models import Notification
+
+    note = session.get(Notification, row.notification_id)
+    if note is None or note.kind != "evidence":
+        return None
+    post = note.key.rpartition(":")[2]
+    found = next((e for e in console.incidents().actions.proposals(session, incident.id) if str(e.data.get("post")) == post), None)
+    if found is None:
+        raise LinkError(f"事件 #{incident.id} 的「{note.clock}」已登记完成（或该发布已采纳）：没有再次执行任何操作")
+    return found.data
+
+
+def act_by_link(console: Console, claim, actor: str) -> Done:
+    """A one-tap link acts once: it acknowledges, or on an evidence alert takes the official
+    release as the answer. The link is spent in the same transaction as the action, so two
+    taps (or two instances) cannot both act."""
     from sqlalchemy.exc import IntegrityError
 
     from monitor.store.models import Notification, Outbox, UsedLink
@@ -67,6 +84,9 @@ def ack_by_link(console: Console, claim, actor: str) -> Done:
                 session.flush()
         except IntegrityError:
             raise LinkError("此链接刚刚已被使用：没有再次执行任何操作") from None
+        if note.kind == "evidence":
+            return console.incidents().actions.do(session, claim.incident_id, "confirm", actor, now,
+                                                  posts=[note.key.rpartition(":")[2]])
         console.incidents().actions.ack(session, claim.incident_id, actor, now)
     return Done(claim.incident_id, f"事件 #{claim.incident_id} 已确认（{actor}，{show(now)}）")
 

@@ -138,6 +138,11 @@ def met(request: Request, incident_id: int, body: MetIn, who: Principal = Depend
     return _act(request, who, incident_id, "met", clock=body.clock, evidence=body.evidence, note=body.note)
 
 
+@router.post("/incidents/{incident_id}/confirm", response_model=ActionOut, summary="采纳官方渠道的发布作为回应")
+def confirm(request: Request, incident_id: int, post: int | None = None, who: Principal = Depends(api_user)):
+    return _act(request, who, incident_id, "confirm", posts=str(post) if post is not None else "")
+
+
 @router.post("/incidents/{incident_id}/close", response_model=ActionOut, summary="关闭事件")
 def close(request: Request, incident_id: int, who: Principal = Depends(api_user)):
     return _act(request, who, incident_id, "close")

@@ -4,7 +4,7 @@ renders a template; the rules of what may happen live below it."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from fastapi import APIRouter, Form, HTTPException, Request
@@ -120,6 +120,8 @@ def incident(request: Request, incident_id: int):
             posts=queries.posts(session, inc), heat=heat, heat_width=show_delta(width),
             heat_text=console.incidents().heat(session, inc, now).describe(), events=events, event_total=event_total,
             alerts=queries.incident_alerts(session, inc.id), event_names=EVENT_NAMES, severities=SEVERITIES,
+            proposals=[{**e.data, "source": e.actor.rpartition(":")[2], "published": datetime.fromisoformat(e.data["published_at"])}
+                       for e in console.incidents().actions.proposals(session, inc.id)],
         )
 
 
@@ -166,16 +168,17 @@ def _link(request: Request, token: str, tap: bool):
             if row is None or inc is None:
                 raise LinkError("链接无效（与告警记录不符）：没有执行任何操作")
             actor = f"{queries.recipient(console.config(), row.tag, row.target_display)}（告警链接）"
+            proposal = acting.link_proposal(session, console, row, inc)
             if tap:
-                done = acting.ack_by_link(console, claim, actor)
-                return page(request, "link.html", user=who, inc=inc, done=done.message, error=None)
+                done = acting.act_by_link(console, claim, actor)
+                return page(request, "link.html", user=who, inc=inc, done=done.message, error=None, proposal=proposal)
             spent = session.get(UsedLink, claim.outbox_id)
             if spent is not None:
                 raise LinkError(f"此链接已于 {show(spent.used_at)} 使用过：没有再次执行任何操作")
-            if inc.acked_at is not None:
+            if proposal is None and inc.acked_at is not None:
                 raise LinkError(f"事件 #{inc.id} 已由 {inc.acked_by} 确认，无需再次确认")
             return page(request, "link.html", user=who, inc=inc, clocks=[c for c in inc.clocks if c.active],
-                        actor=actor, done=None, error=None)
+                        actor=actor, done=None, error=None, proposal=proposal)
     except (LinkError, ActionError) as e:
         return page(request, "link.html", 400, user=who, inc=None, error=str(e), done=None)
 

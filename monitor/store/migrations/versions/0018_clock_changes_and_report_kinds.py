@@ -1,5 +1,6 @@
-"""clock changes (reports read clocks as they stood at a period's end) and report kinds
-(weekly, monthly, quarterly and annual runs, each once per scheduled time)
+"""clock changes (reports read clocks as they stood at a period's end), report kinds
+(weekly, monthly, quarterly and annual runs, each once per scheduled time), and the
+evidence notification (an official channel's release proposed as an incident's answer)
 
 Revision ID: 0018
 Revises: 0017
@@ -35,7 +36,18 @@ def _report_runs(unique: tuple[str, ...]) -> sa.Table:
     )
 
 
+NOTIFICATION_KINDS = ('opened', 'reminder', 'escalation', 'progress', 'suggest', 'reply', 'handoff',
+                      'source_failing', 'source_quiet', 'source_recovered', 'channel_failing', 'database_outage')
+
+
+def _notification_kinds(kinds: tuple[str, ...]) -> None:
+    with op.batch_alter_table("notifications") as batch:
+        batch.drop_constraint("ck_notifications_kind", type_="check")
+        batch.create_check_constraint("ck_notifications_kind", "kind IN (" + ", ".join(f"'{k}'" for k in kinds) + ")")
+
+
 def upgrade() -> None:
+    _notification_kinds(NOTIFICATION_KINDS + ("evidence",))
     op.create_table(
         "clock_changes",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -74,6 +86,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM outbox WHERE notification_id IN (SELECT id FROM notifications WHERE kind = 'evidence')")
+    op.execute("DELETE FROM notifications WHERE kind = 'evidence'")
+    _notification_kinds(NOTIFICATION_KINDS)
     bind = op.get_bind()
     op.execute("DELETE FROM report_runs WHERE kind <> 'weekly'")
     if bind.dialect.name == "sqlite":
