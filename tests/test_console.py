@@ -257,16 +257,19 @@ def test_a_huge_body_is_refused_before_it_is_read(world):
     assert r.status_code == 200 and "✔ 匹配：危化品爆炸" in r.text and "化工厂<mark>爆炸</mark>" in r.text
 
 
-def test_a_weekly_report_is_made_and_downloaded_from_the_console(world):
+def test_a_report_of_any_period_is_made_and_downloaded_from_the_console(world):
     world.user("leader", "分管领导")
     world.post("开发区化工厂发生爆炸")
     c = world.login("leader")
     page = c.get("/reports").text
-    assert "生成并下载周报" in page
+    assert "生成并下载报告" in page
     r = c.get("/reports/make", params={"week": "2026-W47", "format": "xlsx"})
     assert r.status_code == 200 and r.content[:2] == b"PK"  # an xlsx is a zip
     assert "2026-W47" in r.headers["content-disposition"] or "filename" in r.headers["content-disposition"]
     assert c.get("/reports/make", params={"week": "2026-W99"}).status_code == 400
+    monthly = c.get("/reports/make", params={"week": "2026-11", "format": "html"})
+    assert monthly.status_code == 200 and "<h1>舆情回应月报（2026-11）</h1>" in monthly.text
+    assert c.get("/reports/make", params={"week": "2026-Q5"}).status_code == 400
 
 
 def test_session_cookies_are_httponly_samesite_and_secure_behind_https(make_config, receiver):

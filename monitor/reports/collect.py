@@ -327,7 +327,9 @@ def _board(session: Session, cfg: MainConfig, period: Period, as_of: datetime) -
     published = func.coalesce(Post.published_at, Post.fetched_at)
     rows = session.execute(
         select(Post.id, published, Post.fetched_at, Post.replied, Post.reply_at)
-        .where(Post.replied.is_not(None), published >= period.start, published < period.end, Post.fetched_at < as_of)
+        # published ≤ fetched: the fetch time bounds the search (ix_posts_board)
+        .where(Post.replied.is_not(None), Post.fetched_at >= period.start, Post.fetched_at < as_of,
+               published >= period.start, published < period.end)
     ).all()
     categories = _categories(session, [r[0] for r in rows])
     columns = [Column("分类", TEXT, 16), Column("留言", INT), Column("已答复", INT), Column("答复用时中位数（小时）", HOURS, 14),

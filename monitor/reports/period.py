@@ -146,6 +146,16 @@ def parse(kind: str, label: str) -> Period:
     return PARSERS[kind](label)
 
 
+def from_label(label: str) -> Period:
+    """A period from how people write one: 2026-W47, 2026-11, 2026-Q4 or 2026."""
+    text = label.strip()
+    for kind, pattern in (("weekly", r"\d{4}-?[Ww]\d{1,2}"), ("quarterly", r"\d{4}-?[Qq][1-4]"), ("monthly", r"\d{4}-\d{1,2}"),
+                          ("annual", r"\d{4}")):
+        if re.fullmatch(pattern, text):
+            return PARSERS[kind](text)
+    raise ValueError(f"无法识别的期间 {label!r}，应为如 2026-W47、2026-11、2026-Q4 或 2026")
+
+
 def containing(kind: str, moment: datetime) -> Period:
     local = as_utc(moment).astimezone(SHANGHAI).date()
     if kind == "weekly":

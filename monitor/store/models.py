@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -100,7 +101,10 @@ class Post(Base):
     __table_args__ = (
         UniqueConstraint("source_id", "external_id", name="uq_posts_source_external"),
         Index("ix_posts_unprocessed", "processed_at"),
-        Index("ix_posts_fetched_at", "fetched_at"),  # retention: the oldest first
+        # retention (the oldest first) and reports (posts per source in a period, from the index alone)
+        Index("ix_posts_fetched_source", "fetched_at", "source_id"),
+        # reports: board messages (posts that show a reply state) of a period
+        Index("ix_posts_board", "fetched_at", sqlite_where=text("replied IS NOT NULL"), postgresql_where=text("replied IS NOT NULL")),
         Index("ix_posts_reply_pending", "replied", "reply_recorded_at"),
     )
 

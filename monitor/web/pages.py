@@ -17,7 +17,7 @@ from monitor.alerts.links import LinkError
 from monitor.clock import show, show_delta
 from monitor.incidents.record import ActionError
 from monitor.incidents.words import EVENT_NAMES, state_name
-from monitor.reports.period import iso_week, last_complete_week
+from monitor.reports.period import from_label, last_complete_week
 from monitor.reports.weekly import make_report
 from monitor.severity import SEVERITIES
 from monitor.store.models import Incident, Outbox, ReportRun, UsedLink
@@ -224,14 +224,14 @@ _making = threading.Lock()  # one report at a time: each takes seconds of CPU
 
 @router.get("/reports/make")
 def report_make(request: Request, week: str = "", format: str = "xlsx") -> Response:
-    """A weekly report made now for the week asked (default: the last complete week)."""
+    """A report made now for the period asked (a week, month, quarter or year; default: the last complete week)."""
     require_user(request)
     console = console_of(request)
     if format not in ("xlsx", "docx", "html"):
         raise HTTPException(400, "格式应为 xlsx、docx 或 html")
     now = console.clock.now()
     try:
-        period = iso_week(week) if week.strip() else last_complete_week(now)
+        period = from_label(week) if week.strip() else last_complete_week(now)
     except ValueError as e:
         raise HTTPException(400, str(e)) from None
     if not _making.acquire(blocking=False):

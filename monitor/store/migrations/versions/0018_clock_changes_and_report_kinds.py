@@ -48,6 +48,11 @@ def _notification_kinds(kinds: tuple[str, ...]) -> None:
 
 def upgrade() -> None:
     _notification_kinds(NOTIFICATION_KINDS + ("evidence",))
+    # Reports count a period's posts per source from the index alone, and find its board messages.
+    op.drop_index("ix_posts_fetched_at", table_name="posts")
+    op.create_index("ix_posts_fetched_source", "posts", ["fetched_at", "source_id"])
+    op.create_index("ix_posts_board", "posts", ["fetched_at"], sqlite_where=sa.text("replied IS NOT NULL"),
+                    postgresql_where=sa.text("replied IS NOT NULL"))
     op.create_table(
         "clock_changes",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -100,6 +105,9 @@ def downgrade() -> None:
         op.drop_constraint("uq_report_runs_kind_scheduled_at", "report_runs", type_="unique")
         op.drop_column("report_runs", "kind")
         op.create_unique_constraint("uq_report_runs_scheduled_at", "report_runs", ["scheduled_at"])
+    op.drop_index("ix_posts_board", table_name="posts")
+    op.drop_index("ix_posts_fetched_source", table_name="posts")
+    op.create_index("ix_posts_fetched_at", "posts", ["fetched_at"])
     op.drop_index("ix_clock_changes_incident_id", table_name="clock_changes")
     op.drop_index("ix_clock_changes_clock_id", table_name="clock_changes")
     op.drop_table("clock_changes")
