@@ -47,6 +47,9 @@ def test_the_demo_serves_the_console_and_its_alerts_links_acknowledge(tmp_path):
             assert r.status_code == 303
             board = desk.get("/").text
             assert "值班台" in board and "已确认" in board
+        # the district government's own notice about the river: proposed as that incident's answer
+        wait_for(lambda: "官方渠道已发布" in log.read_text(encoding="utf-8"), timeout=45, what="the official notice proposed as evidence")
+        assert "关于城东河道黑臭水体整治情况的通报" in log.read_text(encoding="utf-8")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
