@@ -181,18 +181,31 @@ def test_month_quarter_and_year_reports_from_the_cli(stores, tmp_path, capsys):
     assert "无法识别的季度" in capsys.readouterr().err
 
 
-def test_monthly_and_weekly_runs_at_the_same_moment_are_both_sent(tmp_path, receiver):
-    folder = tmp_path / "cfg"
-    # Monday 1 March 2027: the weekly and the monthly report fall due at the same minute
-    write_config(folder, receiver_url=receiver.url("/hook"), extra='[report]\nmonthly_cron = "0 9 1 * *"\nformats = ["csv"]\n')
-    cfg = load(folder / "monitor.toml")
-    from monitor.app import load_channels
+@pytest.fixture
+def reporter(tmp_path, receiver):
+    """A reporter on a fresh store whose schedule is `schedule` ([report] keys), from `start`."""
+    made = []
 
-    engine = db.make_engine(cfg.database_url())
-    db.upgrade(engine)
-    sessions = db.session_factory(engine)
-    clock = FakeClock(parse_iso("2027-02-27T12:00:00+08:00"))
-    reporter = Reporter(cfg, sessions, load_channels(cfg), clock)
+    def make(schedule: str, start: str) -> Reporter:
+        from monitor.app import load_channels
+
+        folder = tmp_path / "cfg"
+        write_config(folder, receiver_url=receiver.url("/hook"), extra=f'[report]\n{schedule}\nformats = ["csv"]\n')
+        cfg = load(folder / "monitor.toml")
+        engine = db.make_engine(cfg.database_url())
+        db.upgrade(engine)
+        made.append(engine)
+        return Reporter(cfg, db.session_factory(engine), load_channels(cfg), FakeClock(parse_iso(start)))
+
+    yield make
+    for engine in made:
+        engine.dispose()
+
+
+def test_monthly_and_weekly_runs_at_the_same_moment_are_both_sent(reporter, receiver):
+    # Monday 1 March 2027: the weekly and the monthly report fall due at the same minute
+    reporter = reporter('monthly_cron = "0 9 1 * *"', "2027-02-27T12:00:00+08:00")
+    sessions, clock = reporter.sessions, reporter.clock
     assert reporter.run_due() == 0  # first look: past runs predate this installation
     clock.set(parse_iso("2027-03-01T09:00:00+08:00"))
     assert reporter.run_due() == 2
@@ -204,23 +217,14 @@ def test_monthly_and_weekly_runs_at_the_same_moment_are_both_sent(tmp_path, rece
         runs = sorted((r.kind, r.period, r.state) for r in s.scalars(select(ReportRun)))
     assert ("monthly", "2027-02", "sent") in runs and ("weekly", "2027-W08", "sent") in runs
     assert ("monthly", "2027-01", "skipped") in runs
-    engine.dispose()
 
 
-def test_first_look_finds_the_last_annual_run_so_the_next_one_is_made(tmp_path, receiver):
-    folder = tmp_path / "cfg"
-    write_config(folder, receiver_url=receiver.url("/hook"), extra='[report]\nannual_cron = "0 9 2 1 *"\ncron = "0 9 1 1 *"\nformats = ["csv"]\n')
-    cfg = load(folder / "monitor.toml")
-    from monitor.app import load_channels
-
-    engine = db.make_engine(cfg.database_url())
-    db.upgrade(engine)
-    reporter = Reporter(cfg, db.session_factory(engine), load_channels(cfg), FakeClock(parse_iso("2026-12-03T12:00:00+08:00")))
+def test_first_look_finds_the_last_annual_run_so_the_next_one_is_made(reporter, receiver):
+    reporter = reporter('annual_cron = "0 9 2 1 *"\ncron = "0 9 1 1 *"', "2026-12-03T12:00:00+08:00")
     reporter.run_due()  # eleven months after the last annual run: it is found and marked skipped
     reporter.clock.set(parse_iso("2027-01-02T09:00:00+08:00"))
     assert reporter.run_due() >= 1
     assert "舆情回应年报（2026，2026年）" in receiver.titles()
-    engine.dispose()
 
 
 def test_config_rejects_a_bad_schedule(tmp_path):

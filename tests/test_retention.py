@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 from monitor.app import build
 from monitor.cli import main
 from monitor.clock import FakeClock, SystemClock
-from monitor.config import ConfigError, load
+from monitor.config import load
 from monitor.sources import RawPost
 from monitor.store import retention
-from monitor.store.models import IncidentPost, Match, Post, Source
+from monitor.store.models import IncidentPost, Match, Post
 from monitor.store.posts import source_row, store_posts
 
 from .conftest import utc, write_config
