@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from monitor.clock import SHANGHAI, show
 from monitor.config import MainConfig
+from monitor.incidents.words import EVENT_NAMES as TIMELINE_NAMES
 from monitor.incidents.workdays import WorkCalendar
 from monitor.reports import ledger
 from monitor.reports.ledger import LATE, ON_TIME, OVERDUE, PENDING, UNASSIGNED, ClockFact, IncidentFact
@@ -416,7 +417,7 @@ def _accountability(session: Session, cfg: MainConfig, this: Figures) -> Table:
             .where(Outbox.notification_id.in_(note_ids[i:i + 500])).order_by(Outbox.id)
         ).all():
             ok = state == "sent" and sent_at is not None and sent_at < this.as_of
-            delivered[notification_id].append(f"{tag}{'已送达 ' + show(sent_at)[11:16] if ok else '未送达'}")
+            delivered[notification_id].append(f"{tag}：{'已送达 ' + show(sent_at)[11:16] if ok else '未送达'}")
     kinds = {"opened": "新事件通知", "reminder": "提醒", "escalation": "升级"}
     for nid, incident_id, clock, kind, tier, tags, fired_at in notes:
         who = tiers[tier] if 0 <= tier < len(tiers) else f"第{tier + 1}级"
@@ -492,8 +493,6 @@ def _top_incidents(session: Session, this: Figures) -> tuple[Table, Table]:
     ).all()
     order = {i: n for n, i in enumerate(chosen)}
     for ev in sorted(events, key=lambda e: (order[e.incident_id], e.at, e.id)):
-        if ev.kind not in EVENT_NAMES:
-            continue
         data = ev.data or {}
         if ev.kind == "opened":
             detail = facts[ev.incident_id].first_post_url or ""
@@ -511,6 +510,6 @@ def _top_incidents(session: Session, this: Figures) -> tuple[Table, Table]:
             detail = f"{data.get('clock', '')} {data.get('url') or ''}".strip()
         else:
             detail = ""
-        timeline.rows.append([ev.incident_id, ev.at, EVENT_NAMES[ev.kind], ev.actor, detail])
+        timeline.rows.append([ev.incident_id, ev.at, EVENT_NAMES.get(ev.kind) or TIMELINE_NAMES.get(ev.kind, ev.kind), ev.actor, detail])
     return top, timeline
 
