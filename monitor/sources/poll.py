@@ -11,7 +11,7 @@ from typing import Callable
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import metrics, secrets
@@ -38,6 +38,19 @@ class PollResult:
     status: str  # new | not_modified | unchanged | failed | throttled (asked again later; not a failure)
     new_posts: int = 0
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A source's state as its lease was taken: what its poll needs, without reading it again."""
+
+    id: int
+    url: str
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    next_poll_at: datetime | None
+    failures: int
 
 
 @dataclass
@@ -83,6 +96,7 @@ class Poller:
         self.lease = lease
         self.stored: set[str] = set()  # every source name in the store, as of the last register()
         self.owner = owner_id()  # who holds the leases this poller takes
+        self._claimed: dict[str, Claimed] = {}  # name → state, from due() to the poll
 
     def register(self, sources: list[SourceConfig]) -> None:
         """Make sure every configured source has its row (and so its state) in the store."""
@@ -128,12 +142,18 @@ class Poller:
                     return []
                 chosen = select(Source.id).where(Source.name.in_(picked), free)  # re-checked under the row lock
             rows = session.execute(
-                update(Source).where(Source.id.in_(chosen))
+                # `free` again at the top: PostgreSQL re-checks an UPDATE's own conditions on a row
+                # another instance leased meanwhile, but not those inside the IN (…) subquery
+                update(Source).where(Source.id.in_(chosen), free)
                 .values(lease_owner=self.owner, lease_until=now + self.lease)
-                .returning(Source.name, Source.next_poll_at, Source.id),
+                .returning(Source.name, Source.next_poll_at, Source.id, Source.url, Source.etag, Source.last_modified,
+                           Source.body_hash, Source.consecutive_failures),
                 execution_options={"synchronize_session": False},
             ).all()
         rows.sort(key=lambda r: (r.next_poll_at is not None, r.next_poll_at or now, r.id))
+        for r in rows:  # the poll starts from this, instead of a transaction of its own to read it
+            self._claimed[r.name] = Claimed(r.id, r.url, r.etag, r.last_modified, r.body_hash, r.next_poll_at,
+                                            r.consecutive_failures or 0)
         return [enabled[r.name] for r in rows]
 
     def release_leases(self) -> int:
@@ -162,15 +182,19 @@ class Poller:
 
     def _poll(self, cfg: SourceConfig) -> PollResult:
         now = self.clock.now()
-        with self.sessions.begin() as session:
-            row = source_row(session, cfg.name, cfg.url, cfg.type)
-            source_id, etag, modified, known_hash = row.id, row.etag, row.last_modified, row.body_hash
-            if row.next_poll_at is not None:  # the schedule already holds the jitter: this is lag alone
-                metrics.POLL_LAG.observe(max(0.0, (now - row.next_poll_at).total_seconds()))
+        state = self._claimed.pop(cfg.name, None)
+        if state is None or state.url != cfg.url:  # polled without due() (tests, `sources test`), or moved
+            with self.sessions.begin() as session:
+                row = source_row(session, cfg.name, cfg.url, cfg.type)
+                state = Claimed(row.id, row.url, row.etag, row.last_modified, row.body_hash, row.next_poll_at,
+                                row.consecutive_failures or 0)
+        source_id = state.id
+        if state.next_poll_at is not None:  # the schedule already holds the jitter: this is lag alone
+            metrics.POLL_LAG.observe(max(0.0, (now - state.next_poll_at).total_seconds()))
         try:
-            read = self.read(cfg, etag, modified, known_hash, now, source_id)
+            read = self.read(cfg, state.etag, state.last_modified, state.body_hash, now, source_id)
             if read.status != "changed":
-                return self._succeeded(cfg, source_id, read)
+                return self._succeeded(cfg, state, read)
             with self.sessions.begin() as session:
                 new = store_posts(session, source_id, read.posts, now, now - self.retention if self.retention else None)
                 self._record_success(session, cfg, source_id, new, read)
@@ -272,10 +296,29 @@ class Poller:
 
     # ---- recording the outcome -----------------------------------------------------
 
-    def _succeeded(self, cfg, source_id, read: Read) -> PollResult:
+    def _succeeded(self, cfg, state: Claimed, read: Read) -> PollResult:
+        """Nothing new (304, or the same body). Most polls end here: a source that was well and
+        stays well is one UPDATE, not a row loaded and flushed."""
         with self.sessions.begin() as session:
-            self._record_success(session, cfg, source_id, 0, read)
+            if state.failures or read.problems:
+                self._record_success(session, cfg, state.id, 0, read)
+            else:
+                now = self.clock.now()
+                values = {"last_polled_at": now, "last_success_at": now, "next_poll_at": self._next(cfg, now, read),
+                          # the lease ends with the outcome, if it is still ours
+                          "lease_owner": case((Source.lease_owner == self.owner, None), else_=Source.lease_owner),
+                          "lease_until": case((Source.lease_owner == self.owner, None), else_=Source.lease_until)}
+                if read.etag:
+                    values["etag"] = read.etag
+                if read.last_modified:
+                    values["last_modified"] = read.last_modified
+                session.execute(update(Source).where(Source.id == state.id).values(**values),
+                                execution_options={"synchronize_session": False})
         return PollResult(cfg.name, read.status, 0)
+
+    def _next(self, cfg: SourceConfig, now: datetime, read: Read) -> datetime:
+        fresh = min(read.fresh_for, self.http.max_cache_wait) if read.fresh_for else None
+        return next_poll(now, cfg.interval, cfg.jitter, 0, cfg.max_backoff, self.rng, not_before=fresh)
 
     def _record_success(self, session, cfg: SourceConfig, source_id, new: int, read: Read) -> None:
         now = self.clock.now()
@@ -298,8 +341,7 @@ class Poller:
         if read.problems:
             row.last_error, row.last_error_at = secrets.redact("；".join(read.problems))[:2000], now
             log.warning("来源「%s」部分条目未能读取：%s", cfg.name, row.last_error)
-        fresh = min(read.fresh_for, self.http.max_cache_wait) if read.fresh_for else None
-        row.next_poll_at = next_poll(now, cfg.interval, cfg.jitter, 0, cfg.max_backoff, self.rng, not_before=fresh)
+        row.next_poll_at = self._next(cfg, now, read)
         self._done_with(row)
 
     def _throttled(self, cfg: SourceConfig, source_id, e: Throttled) -> PollResult:
