@@ -41,6 +41,7 @@ class PollEngine:
         self.poller = poller
         self.sources = list(sources)
         self._by_name = {s.name: s for s in self.sources}
+        self._lane_lists: tuple | None = None  # see _lanes
         self.workers = workers
         self.slow_workers = slow_workers or max(2, workers // 2)
         self.slow_after = slow_after
@@ -109,11 +110,12 @@ class PollEngine:
             sources = self.sources
         skip = busy | waiting
         take, soonest = self._polite(busy)
+        fast_lane, slow_lane = self._lanes(sources, slow)
         chosen = []
         if free[FAST] > 0:
-            chosen += [(c, FAST) for c in self.poller.due([s for s in sources if s.name not in slow], free[FAST], skip, take)]
+            chosen += [(c, FAST) for c in self.poller.due(fast_lane, free[FAST], skip, take)]
         if free[SLOW] > 0 and slow:
-            chosen += [(c, SLOW) for c in self.poller.due([s for s in sources if s.name in slow], free[SLOW], skip, take)]
+            chosen += [(c, SLOW) for c in self.poller.due(slow_lane, free[SLOW], skip, take)]
         with self._lock:
             for cfg, lane in chosen:
                 self._in_flight[cfg.name] = lane
@@ -122,6 +124,15 @@ class PollEngine:
         if soonest:  # sources passed over for their host's sake: come back when it is free
             self._later(min(soonest))
         return len(chosen)
+
+    def _lanes(self, sources: list[SourceConfig], slow: set[str]) -> tuple[list[SourceConfig], list[SourceConfig]]:
+        """The fast and slow lanes' sources, made again only when the sources or the slow set
+        change: the same list objects let the poller keep what it derives from them."""
+        cached = self._lane_lists
+        if cached is None or cached[0] is not sources or cached[1] != slow:
+            cached = self._lane_lists = (sources, frozenset(slow), [s for s in sources if s.name not in slow],
+                                         [s for s in sources if s.name in slow])
+        return cached[2], cached[3]
 
     def _polite(self, busy: set[str]):
         """Host politeness by choosing, not by sleeping: a due source is taken only if its

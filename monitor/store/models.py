@@ -70,6 +70,8 @@ class Base(DeclarativeBase):
 
 class Source(Base):
     __tablename__ = "sources"
+    # The due sources, longest overdue first, read as a range on every dispatch.
+    __table_args__ = (Index("ix_sources_next_poll", "next_poll_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)

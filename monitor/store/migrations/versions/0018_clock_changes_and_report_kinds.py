@@ -53,6 +53,8 @@ def upgrade() -> None:
     op.create_index("ix_posts_fetched_source", "posts", ["fetched_at", "source_id"])
     op.create_index("ix_posts_board", "posts", ["fetched_at"], sqlite_where=sa.text("replied IS NOT NULL"),
                     postgresql_where=sa.text("replied IS NOT NULL"))
+    # The polling engine reads the due sources as a range of next_poll_at on every dispatch.
+    op.create_index("ix_sources_next_poll", "sources", ["next_poll_at"])
     op.create_table(
         "clock_changes",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -105,6 +107,7 @@ def downgrade() -> None:
         op.drop_constraint("uq_report_runs_kind_scheduled_at", "report_runs", type_="unique")
         op.drop_column("report_runs", "kind")
         op.create_unique_constraint("uq_report_runs_scheduled_at", "report_runs", ["scheduled_at"])
+    op.drop_index("ix_sources_next_poll", table_name="sources")
     op.drop_index("ix_posts_board", table_name="posts")
     op.drop_index("ix_posts_fetched_source", table_name="posts")
     op.create_index("ix_posts_fetched_at", "posts", ["fetched_at"])
