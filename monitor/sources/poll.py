@@ -111,9 +111,9 @@ class Poller:
         """Enabled sources due now, the longest overdue first, at most `limit`, each leased to
         this poller until its poll records the outcome (or the lease runs out).
 
-        Instances sharing one PostgreSQL claim with FOR UPDATE SKIP LOCKED in one statement, so a
-        source is polled by one of them per interval; a killed instance's leases run out after
-        `lease` and its sources pass to the others. SQLite (one writer) needs no row locks.
+        Instances sharing one PostgreSQL claim in one UPDATE whose free-to-claim condition is
+        re-checked under each row's lock, so a source is polled by one of them per interval; a
+        killed instance's leases run out after `lease` and its sources pass to the others.
 
         take: the caller's say on each candidate in order (its host's politeness): those it
         refuses are neither claimed nor counted, and stay due."""
