@@ -6,7 +6,10 @@ Two lanes keep slow sources from holding up the rest:
         byte a second, or never answers) marks its source slow, and a new fast worker takes
         the stuck one's place (at most `max_extra` at once), so the lane always has free hands.
   slow  `slow_workers` threads for sources whose last poll was slow: they can only ever
-        hold up each other. A source polled quickly again goes back to the fast lane.
+        hold up each other. A source polled quickly again goes back to the fast lane. The lane
+        grows by a worker whenever a dispatch finds it full (up to `slow_max`): its polls
+        mostly wait on the network, and 400 sources taking 5 s each every 5 minutes need
+        several times the two workers it starts with.
 
 Workers are daemon threads: at shutdown one stuck in a slow read is left behind rather than
 waited for. That loses nothing, because a poll writes its posts and its source's new state
@@ -44,6 +47,7 @@ class PollEngine:
         self._lane_lists: tuple | None = None  # see _lanes
         self.workers = workers
         self.slow_workers = slow_workers or max(2, workers // 2)
+        self.slow_max = max(self.slow_workers, self.slow_limit(workers))
         self.slow_after = slow_after
         self.max_extra = workers * 4 if max_extra is None else max_extra
         self.db = db
@@ -65,9 +69,13 @@ class PollEngine:
             self._spawn(SLOW)
 
     @staticmethod
-    def capacity_for(workers: int) -> int:
+    def slow_limit(workers: int) -> int:
+        return workers * 4
+
+    @classmethod
+    def capacity_for(cls, workers: int) -> int:
         """The most polls under way at once with the default lanes (what the HTTP pool must allow)."""
-        return workers + max(2, workers // 2) + workers * 4
+        return workers + max(2, workers // 2, cls.slow_limit(workers)) + workers * 4
 
     def _spawn(self, lane: str) -> None:
         t = threading.Thread(target=self._work, args=(lane,), name=f"poll-{lane}-{len(self._threads)}", daemon=True)
@@ -116,6 +124,11 @@ class PollEngine:
             chosen += [(c, FAST) for c in self.poller.due(fast_lane, free[FAST], skip, take)]
         if free[SLOW] > 0 and slow:
             chosen += [(c, SLOW) for c in self.poller.due(slow_lane, free[SLOW], skip, take)]
+        elif slow and self.slow_workers < self.slow_max:  # the slow lane is full: one more pair of hands
+            with self._lock:
+                self.slow_workers += 1
+                self._spawn(SLOW)
+            log.info("慢速来源较多，慢速通道增至 %d 个抓取线程（上限 %d）", self.slow_workers, self.slow_max)
         with self._lock:
             for cfg, lane in chosen:
                 self._in_flight[cfg.name] = lane
