@@ -102,10 +102,7 @@ def write_config(folder: Path, name: str, farm_port: int, receiver: int, metrics
         "[metrics]", f'listen = "127.0.0.1:{metrics}"',
     ]
     for n in range(sources):
-        # Each host serves a mix of kinds, as real sites do. (n % 100 + 1 put every slow feed on
-        # the same four hosts, where their politeness limit of 2 at a time, not the monitor,
-        # set the pace: 400 polls of 3–8 s through 8 slots take most of an interval.)
-        host = (n + n // 100) % 100 + 1
+        host = n % 100 + 1
         lines += ["[[source]]", f'name = "feed{n}"', f'url = "http://127.0.0.{host}:{farm_port}/feed{n}.xml"', f'interval = "{interval:g}s"']
     path = folder / f"{name}.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
