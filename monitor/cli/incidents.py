@@ -162,12 +162,14 @@ def _incidents_show(sessions, service, incident_id: int, now) -> int:
         print("  回应时限：")
         for c in service.clock_states(inc):
             print(f"    {clock_line(c, now)}")
+        from monitor.incidents.record import official_source
+
         proposals = service.actions.proposals(session, inc.id)
         if proposals:
             print("  官方渠道的发布（待采纳，monitor incidents confirm ID [--post N]）：")
             for ev in proposals:
                 d = ev.data
-                print(f"    帖文 #{d.get('post')}「{d.get('clock')}」《{d.get('title', '')}》{d.get('url') or ''}（{ev.actor.rpartition(':')[2]}）")
+                print(f"    帖文 #{d.get('post')}「{d.get('clock')}」《{d.get('title', '')}》{d.get('url') or ''}（{official_source(ev.actor)}）")
         print("  时间线：")
         for ev in session.scalars(select(Event).where(Event.incident_id == inc.id).order_by(Event.at, Event.id)):
             detail = json.dumps(beijing(ev.data), ensure_ascii=False) if ev.data else ""

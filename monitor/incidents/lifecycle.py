@@ -20,7 +20,9 @@ from monitor.incidents.clocks import clock_start
 from monitor.incidents.cluster import Clusterer, features
 from monitor.incidents.escalator import Escalator
 from monitor.incidents.heat import Heat, measure
-from monitor.incidents.record import ACTIONS_SEEN, RESHAPING, SYSTEM, Planner, changed, event, link, new_clock, round_of
+from monitor.incidents.record import (
+    ACTIONS_SEEN, RESHAPING, SYSTEM, Planner, changed, event, link, new_clock, official_actor, round_of,
+)
 from monitor.matching.matcher import Match, post_text
 from monitor.severity import rank
 from monitor.store.models import Event, Incident, IncidentPost, Post, Source
@@ -278,7 +280,7 @@ class Lifecycle:
         text = self._text(post.title, post.body)
         ours = features(text)
         press = bool(_PRESS.search(text))
-        actor = f"system:官方渠道:{source}"
+        actor = official_actor(source)
         title = (post.title or post.body or "")[:120]
         for match in matches:
             for incident in self._answerable(session, match.rule.name, seen_at):

@@ -14,6 +14,16 @@ from monitor.incidents.workdays import WorkCalendar
 from monitor.store.models import ClockChange, Event, Incident, IncidentPost, Notification, Outbox, Post, ResponseClock
 
 SYSTEM = "system"
+_OFFICIAL = "system:官方渠道:"  # the actor of what an official channel did: its source follows
+
+
+def official_actor(source: str) -> str:
+    return _OFFICIAL + source
+
+
+def official_source(actor: str | None) -> str | None:
+    """The source of an official channel's actor, or None for anyone else."""
+    return actor[len(_OFFICIAL):] if actor and actor.startswith(_OFFICIAL) else None
 RESHAPING = ("merged", "split_out")  # officer actions that move posts between incidents
 ACTIONS_SEEN = "monitor.actions_seen"  # session.info key: officers' merges and splits looked for
 

@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 
 from monitor.clock import SHANGHAI, show
 from monitor.config import MainConfig
+from monitor.incidents.record import official_source
 from monitor.incidents.words import EVENT_NAMES as TIMELINE_NAMES
 from monitor.incidents.workdays import WorkCalendar
 from monitor.reports import ledger
-from monitor.reports.ledger import LATE, ON_TIME, OVERDUE, PENDING, UNASSIGNED, ClockFact, IncidentFact
+from monitor.reports.ledger import LATE, ON_TIME, OVERDUE, PENDING, UNASSIGNED, ClockFact, IncidentFact, chunks, settled
 from monitor.reports.model import CHANGE, DATE, HOURS, INT, MINUTES, PCT, TEXT, TIME, Column, Report, Table
 from monitor.reports.period import Period
 from monitor.reports.stats import change, percentile, rate
@@ -67,7 +68,7 @@ class Figures:
 
     @property
     def due(self) -> int:
-        return self.outcomes[ON_TIME] + self.outcomes[LATE] + self.outcomes[OVERDUE]
+        return settled(self.outcomes)
 
 
 def figures(session: Session, period: Period, now: datetime) -> Figures:
@@ -103,8 +104,7 @@ def _hours(delta) -> float:
 
 def _on_time_row(label, new: int, facts: list[ClockFact], as_of: datetime) -> list:
     c = Counter(f.outcome(as_of) for f in facts)
-    due = c[ON_TIME] + c[LATE] + c[OVERDUE]
-    return [label, new, len(facts), c[ON_TIME], c[LATE], c[OVERDUE], rate(c[ON_TIME], due)]
+    return [label, new, len(facts), c[ON_TIME], c[LATE], c[OVERDUE], rate(c[ON_TIME], settled(c))]
 
 
 def _on_time_columns(first: str) -> list[Column]:
@@ -152,7 +152,7 @@ def collect(session: Session, cfg: MainConfig, period: Period, now: datetime) ->
         mine = [f for f in facts if f.name == name]
         count = Counter(f.outcome(as_of) for f in mine)
         durations = [_hours(f.met_at - f.started_at) for f in mine if f.met_at is not None]
-        due = count[ON_TIME] + count[LATE] + count[OVERDUE]
+        due = settled(count)
         clocks.rows.append([name, within.get(name), len(mine), count[ON_TIME], count[LATE], count[OVERDUE], count[PENDING],
                             rate(count[ON_TIME], due), percentile(durations, 50), percentile(durations, 90)])
 
@@ -233,7 +233,7 @@ def _severity_table(this: Figures) -> Table:
     def row(label, count, acked, not_acked, mins, facts):
         c = Counter(f.outcome(this.as_of) for f in facts)
         return [label, count, acked, not_acked, percentile(mins, 50), percentile(mins, 90), len(facts), c[ON_TIME],
-                rate(c[ON_TIME], c[ON_TIME] + c[LATE] + c[OVERDUE])]
+                rate(c[ON_TIME], settled(c))]
 
     severity.rows = [row(s, this.by_severity.get(s, 0), len(minutes[s]), unacked[s], minutes[s], clocks[s]) for s in SEVERITIES]
     every = [m for ms in minutes.values() for m in ms]
@@ -276,15 +276,15 @@ def _indicators(session: Session, cfg: MainConfig, this: Figures) -> tuple[Table
     for f in this.clocks:
         by_name[f.name][f.outcome(as_of)] += 1
     for name, c in by_name.items():
-        due = c[ON_TIME] + c[LATE] + c[OVERDUE]
+        due = settled(c)
         kpi.rows.append([f"「{name}」按时率", c[ON_TIME], due, rate(c[ON_TIME], due)])
 
     # First authoritative answer of the incidents opened in the period, as of its end.
     answer = set(_answer_clocks(cfg))
     ids = [i.id for i in this.incidents]
     first: dict[int, ClockFact] = {}
-    for i in range(0, len(ids), 500):
-        for f in ledger.clocks_of(session, ids[i:i + 500], as_of):
+    for part in chunks(ids):
+        for f in ledger.clocks_of(session, part, as_of):
             if f.name in answer and f.met_at is not None and (f.incident_id not in first or f.met_at < first[f.incident_id].met_at):
                 first[f.incident_id] = f
     departments = _actor_departments(session, cfg, [f.met_by for f in first.values()])
@@ -315,8 +315,8 @@ def _actor_departments(session: Session, cfg: MainConfig, actors: list[str | Non
     found = dict(session.execute(select(User.name, User.department).where(User.name.in_(names))).all()) if names else {}
     by_source = {s.name: s.department for s in cfg.source if s.department}
     for actor in names:
-        if actor.startswith("system:") and actor.rpartition(":")[2] in by_source:
-            found[actor] = by_source[actor.rpartition(":")[2]]
+        if official_source(actor) in by_source:
+            found[actor] = by_source[official_source(actor)]
     return {k: v for k, v in found.items() if v}
 
 
@@ -380,9 +380,9 @@ def _board(session: Session, cfg: MainConfig, period: Period, as_of: datetime) -
 def _categories(session: Session, post_ids: list[int]) -> dict[int, str]:
     """Each post's category: that of the first rule it matched."""
     out: dict[int, str] = {}
-    for i in range(0, len(post_ids), 500):
+    for part in chunks(post_ids):
         for post_id, category, rule in session.execute(
-            select(Match.post_id, Match.category, Match.rule).where(Match.post_id.in_(post_ids[i:i + 500])).order_by(Match.id)
+            select(Match.post_id, Match.category, Match.rule).where(Match.post_id.in_(part)).order_by(Match.id)
         ).all():
             out.setdefault(post_id, category or rule)
     return out
@@ -402,19 +402,19 @@ def _accountability(session: Session, cfg: MainConfig, this: Figures) -> Table:
     sent: dict[tuple[int, str | None], list[str]] = defaultdict(list)
     delivered: dict[int, list[str]] = defaultdict(list)
     notes = []
-    for i in range(0, len(ids), 500):
+    for part in chunks(ids):
         notes += session.execute(
             select(Notification.id, Notification.incident_id, Notification.clock, Notification.kind, Notification.tier,
                    Notification.tags, Notification.fired_at)
-            .where(Notification.incident_id.in_(ids[i:i + 500]), Notification.kind.in_(("opened", "reminder", "escalation")),
+            .where(Notification.incident_id.in_(part), Notification.kind.in_(("opened", "reminder", "escalation")),
                    Notification.fired_at < this.as_of, Notification.disposition != "superseded")
             .order_by(Notification.fired_at, Notification.id)
         ).all()
     note_ids = [n[0] for n in notes]
-    for i in range(0, len(note_ids), 500):
+    for part in chunks(note_ids):
         for notification_id, tag, state, sent_at in session.execute(
             select(Outbox.notification_id, Outbox.tag, Outbox.state, Outbox.sent_at)
-            .where(Outbox.notification_id.in_(note_ids[i:i + 500])).order_by(Outbox.id)
+            .where(Outbox.notification_id.in_(part)).order_by(Outbox.id)
         ).all():
             ok = state == "sent" and sent_at is not None and sent_at < this.as_of
             delivered[notification_id].append(f"{tag}：{'已送达 ' + show(sent_at)[11:16] if ok else '未送达'}")
@@ -435,11 +435,11 @@ def _sources(session: Session, this: Figures) -> tuple[Table, Table, list[Source
     ids = [i.id for i in this.incidents]
     source = Table("source", "按来源", [Column("来源", TEXT, 24), Column("涉及事件", INT), Column("本期帖文", INT)])
     incidents_by_source: Counter = Counter()
-    for i in range(0, len(ids), 500):
+    for part in chunks(ids):
         incidents_by_source.update(dict(session.execute(
             select(Post.source_id, func.count(func.distinct(IncidentPost.incident_id)))
             .join(IncidentPost, IncidentPost.post_id == Post.id)
-            .where(IncidentPost.incident_id.in_(ids[i:i + 500]), IncidentPost.added_at < as_of)
+            .where(IncidentPost.incident_id.in_(part), IncidentPost.added_at < as_of)
             .group_by(Post.source_id)
         ).all()))
     posts_by_source = dict(session.execute(
@@ -474,10 +474,10 @@ def _top_incidents(session: Session, this: Figures) -> tuple[Table, Table]:
         return top, timeline
     ids = list(facts)
     counts: Counter = Counter()
-    for i in range(0, len(ids), 500):
+    for part in chunks(ids):
         counts.update(dict(session.execute(
             select(IncidentPost.incident_id, func.count(IncidentPost.post_id))
-            .where(IncidentPost.incident_id.in_(ids[i:i + 500]), IncidentPost.added_at < this.as_of)
+            .where(IncidentPost.incident_id.in_(part), IncidentPost.added_at < this.as_of)
             .group_by(IncidentPost.incident_id)
         ).all()))
     chosen = sorted(ids, key=lambda i: (-counts[i], i))[:10]

@@ -16,6 +16,17 @@ UNASSIGNED = "（未指定）"
 ON_TIME, LATE, OVERDUE, PENDING = "按时完成", "超时完成", "超时未完成", "未到期"
 
 
+def settled(outcomes) -> int:
+    """Clocks whose deadline has come (on time, late or still open): what an on-time rate divides by."""
+    return outcomes[ON_TIME] + outcomes[LATE] + outcomes[OVERDUE]
+
+
+def chunks(ids: list, size: int = 500):
+    """Bounded IN (…) lists."""
+    for i in range(0, len(ids), size):
+        yield ids[i:i + size]
+
+
 @dataclass(frozen=True)
 class IncidentFact:
     id: int
@@ -144,8 +155,8 @@ def _clock_rows(session: Session, as_of: datetime, *conditions):
 def _facts(session: Session, rows, as_of: datetime) -> list[ClockFact]:
     ids = sorted({r[0] for r in rows})
     known: dict[int, IncidentFact] = {}
-    for i in range(0, len(ids), 500):  # bounded IN lists
-        known.update(incidents(session, Incident.id.in_(ids[i:i + 500]), as_of))
+    for part in chunks(ids):
+        known.update(incidents(session, Incident.id.in_(part), as_of))
     out = []
     for incident_id, clock_id, name, started, due, met, met_by, evidence in rows:
         fact = known.get(incident_id)

@@ -44,6 +44,11 @@ def _in_scope(console: Console, who: Principal, incident) -> None:
         raise Forbidden(f"事件 #{incident.id} 由{incident.department}负责，{who.department}的账号不能处置")
 
 
+def evidence_post(note) -> str:
+    """The post an evidence alert proposes: the last part of its key (notices.evidence)."""
+    return note.key.rpartition(":")[2]
+
+
 def link_proposal(session, console: Console, row, incident):
     """The official release an evidence alert's link takes as the answer, or None for an
     alert whose link acknowledges. Raises LinkError when there is nothing left to take."""
@@ -53,7 +58,7 @@ def link_proposal(session, console: Console, row, incident):
     note = session.get(Notification, row.notification_id)
     if note is None or note.kind != "evidence":
         return None
-    post = note.key.rpartition(":")[2]
+    post = evidence_post(note)
     found = next((e for e in console.incidents().actions.proposals(session, incident.id) if str(e.data.get("post")) == post), None)
     if found is None:
         raise LinkError(f"事件 #{incident.id} 的「{note.clock}」已登记完成（或该发布已采纳）：没有再次执行任何操作")
@@ -86,7 +91,7 @@ def act_by_link(console: Console, claim, actor: str) -> Done:
             raise LinkError("此链接刚刚已被使用：没有再次执行任何操作") from None
         if note.kind == "evidence":
             return console.incidents().actions.do(session, claim.incident_id, "confirm", actor, now,
-                                                  posts=[note.key.rpartition(":")[2]])
+                                                  posts=[evidence_post(note)])
         console.incidents().actions.ack(session, claim.incident_id, actor, now)
     return Done(claim.incident_id, f"事件 #{claim.incident_id} 已确认（{actor}，{show(now)}）")
 

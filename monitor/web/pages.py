@@ -15,7 +15,7 @@ from monitor import accounts
 from monitor.accounts import AccountError
 from monitor.alerts.links import LinkError
 from monitor.clock import show, show_delta
-from monitor.incidents.record import ActionError
+from monitor.incidents.record import ActionError, official_source
 from monitor.incidents.words import EVENT_NAMES, state_name
 from monitor.reports.period import from_label, last_complete_week
 from monitor.reports.weekly import make_report
@@ -120,7 +120,7 @@ def incident(request: Request, incident_id: int):
             posts=queries.posts(session, inc), heat=heat, heat_width=show_delta(width),
             heat_text=console.incidents().heat(session, inc, now).describe(), events=events, event_total=event_total,
             alerts=queries.incident_alerts(session, inc.id), event_names=EVENT_NAMES, severities=SEVERITIES,
-            proposals=[{**e.data, "source": e.actor.rpartition(":")[2], "published": datetime.fromisoformat(e.data["published_at"])}
+            proposals=[{**e.data, "source": official_source(e.actor), "published": datetime.fromisoformat(e.data["published_at"])}
                        for e in console.incidents().actions.proposals(session, inc.id)],
         )
 
