@@ -122,21 +122,3 @@ def test_choosing_with_a_say_claims_only_what_it_takes_and_never_a_source_left_o
     assert leased["s3"] is None and leased["gone"] is None and leased["s0"] == a.owner
     assert [s.name for s in a.due(sources, limit=1, exclude={s.name for s in taken}, take=lambda cfg: True)] == ["s3"]
     engine.dispose()
-
-
-def test_a_saturated_hosts_overdue_sources_never_starve_the_due_sources_behind_them(store_url, server):
-    """400 overdue sources on four busy hosts sat ahead of everything else in next_poll_at
-    order; the candidates read were all theirs, every one refused, and the other hosts'
-    sources waited. Choosing reads on past the refused ones (a bounded number of rows)."""
-    clock = FakeClock(utc(2026, 11, 20, 8))
-    engine, sessions, (a,) = pollers(store_url, clock, n=1)
-    busy = [SourceConfig(name=f"slow{i}", url=f"http://127.0.0.{96 + i % 4}:9/f{i}", interval=timedelta(minutes=5), jitter=0)
-            for i in range(400)]
-    others = [SourceConfig(name=f"s{i}", url=server.url(f"/f{i}"), interval=timedelta(minutes=5), jitter=0) for i in range(20)]
-    a.register(busy + others)
-    with sessions.begin() as session:  # the busy hosts' sources are the longest overdue
-        for i, row in enumerate(session.scalars(select(Source))):
-            row.next_poll_at = clock.now() - (timedelta(hours=1) if row.name.startswith("slow") else timedelta(seconds=i % 7))
-    taken = a.due(busy + others, limit=8, take=lambda cfg: not cfg.name.startswith("slow"))
-    assert len(taken) == 8 and all(s.name.startswith("s") and not s.name.startswith("slow") for s in taken)
-    engine.dispose()

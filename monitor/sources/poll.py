@@ -7,11 +7,11 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import metrics, secrets
@@ -71,7 +71,6 @@ class Read:
         return cls(status, etag=fetched.etag, last_modified=fetched.last_modified, fresh_for=fetched.fresh_for, **more)
 
 
-SCAN = 2048  # due rows one choice may read past those its caller refused (sources of busy hosts)
 THROTTLE_FLOOR = timedelta(seconds=5)  # "Retry-After: 0" over and over must not become a busy loop
 
 
@@ -128,14 +127,12 @@ class Poller:
             named = Source.name.not_in(sorted(others | set(exclude)))
         else:
             named = Source.name.in_([n for n in enabled if n not in exclude])
-        # With a say, candidates are read a few times more than wanted at a time, and on past
-        # those refused (up to SCAN rows): 400 overdue sources of four busy hosts sit ahead of
-        # everything else in next_poll_at order, and must not hide the other hosts' due sources.
+        # With a say, a few times more than wanted are looked at, so that busy hosts can be passed over.
         window = (limit * 4 if take is not None else limit) if limit else None
         with self.sessions.begin() as session:
             picked = []
-            for seen, name in enumerate(self._ready(session, named, free, now, window)):
-                if limit is not None and len(picked) >= limit or (take is not None and seen >= max(SCAN, window or 0)):
+            for name in self._ready(session, named, free, now, window):
+                if limit is not None and len(picked) >= limit:
                     break
                 # a name not enabled here was added by another instance: not ours to poll
                 if name in enabled and name not in exclude and (take is None or take(enabled[name])):
@@ -171,32 +168,16 @@ class Poller:
         return cached[1], cached[2]
 
     @staticmethod
-    def _ready(session: Session, named, free, now: datetime, window: int | None) -> Iterator[str]:
-        """Names of due rows, the never polled first, then the longest overdue: index range
-        reads (ix_sources_next_poll) in pages of `window`, not a sort of every source on every
-        dispatch; a page is read only when the caller has gone through the one before."""
-        if window is None:
-            yield from session.scalars(select(Source.name).where(named, free, Source.next_poll_at.is_(None)).order_by(Source.id))
-            yield from session.scalars(select(Source.name).where(named, free, Source.next_poll_at <= now)
-                                       .order_by(Source.next_poll_at, Source.id))
-            return
-        after = 0
-        while True:
-            page = session.execute(select(Source.id, Source.name).where(named, free, Source.next_poll_at.is_(None), Source.id > after)
-                                   .order_by(Source.id).limit(window)).all()
-            yield from (r.name for r in page)
-            if len(page) < window:
-                break
-            after = page[-1].id
-        at, after = None, 0
-        while True:
-            since = () if at is None else (Source.next_poll_at >= at, or_(Source.next_poll_at > at, Source.id > after))
-            page = session.execute(select(Source.id, Source.name, Source.next_poll_at).where(named, free, Source.next_poll_at <= now, *since)
-                                   .order_by(Source.next_poll_at, Source.id).limit(window)).all()
-            yield from (r.name for r in page)
-            if len(page) < window:
-                return
-            at, after = page[-1].next_poll_at, page[-1].id
+    def _ready(session: Session, named, free, now: datetime, window: int | None) -> list[str]:
+        """Names of due rows, the never polled first, then the longest overdue: two index range
+        reads (ix_sources_next_poll), not a sort of every source on every dispatch."""
+        fresh = session.scalars(select(Source.name).where(named, free, Source.next_poll_at.is_(None))
+                                .order_by(Source.id).limit(window)).all()
+        if window is not None and len(fresh) >= window:
+            return fresh
+        rest = None if window is None else window - len(fresh)
+        return fresh + session.scalars(select(Source.name).where(named, free, Source.next_poll_at <= now)
+                                       .order_by(Source.next_poll_at, Source.id).limit(rest)).all()
 
     def release_leases(self) -> int:
         """At a clean stop: sources still leased to us are free for the others at once."""
