@@ -7,9 +7,12 @@ Measures, in one run so the figures compare on a shared, noisy machine:
   ready_s       `monitor run` from exec to systemd READY=1
   rss_mb        peak RSS of that daemon after it has ingested every feed
 About 10 % of posts carry a candidate term, as on real boards.
-Targets (issue #2): ≥ 1,500 posts/s, ready ≤ 2 s, RSS ≤ 250 MB.
+With --database (a PostgreSQL server URL), the same pipeline also runs on a fresh database of
+that server, alternating with SQLite (two rounds each, the better of each kept):
+  pg_posts_per_s, pg_vs_sqlite   its throughput, and that over SQLite's in the same run
+Targets (issue #2): ≥ 1,500 posts/s, ready ≤ 2 s, RSS ≤ 250 MB; issue 17: PostgreSQL ≥ 0.9× SQLite.
 
-Usage: python bench/pipeline.py [--feeds 100] [--items 100]
+Usage: python bench/pipeline.py [--feeds 100] [--items 100] [--database postgresql+psycopg://…]
 The last line printed is a JSON object of the figures.
 """
 
@@ -88,13 +91,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_config(folder: Path, port: int, feeds: int, interval: str = "1h") -> Path:
+def bench_config(folder: Path, port: int, feeds: int, interval: str = "1h", url: str | None = None) -> Path:
     (folder / "apprise.yml").write_text(
         f"version: 1\nurls:\n  - json://127.0.0.1:{port}/hook:\n      tag: duty, lead, leader\n", encoding="utf-8"
     )
     lines = [
         f'watchwords = "{REPO / "config" / "watchwords.toml"}"',
-        "[database]", f'url = "sqlite:///{folder / "bench.db"}"',
+        "[database]", f'url = "{url or "sqlite:///" + str(folder / "bench.db")}"',
         "[daemon]", f'state_dir = "{folder / "state"}"', 'poll_check = "1s"', "workers = 4", 'log_level = "WARNING"',
         "[alerts]", 'apprise_config = "apprise.yml"', 'deliver_every = "1h"',
         # Every bench feed is on 127.0.0.1: politeness delays would measure the sleep, not the pipeline.
@@ -137,6 +140,40 @@ def measure_pipeline(cfg_path: Path, texts) -> dict:
     app.engine.dispose()
     assert not failed, failed[:3]
     return {"new_posts": new, "seconds": elapsed, "fetch_store_s": fetched - started}
+
+
+def against_postgresql(server_url: str, folder: Path, port: int, feeds: int, posts) -> tuple[float, float]:
+    """Posts per second on a fresh PostgreSQL database and on SQLite, alternating, best of two each."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    best = {"pg": 0.0, "sqlite": 0.0}
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        for round_ in range(2):
+            for kind in ("pg", "sqlite"):
+                run_dir = folder / f"{kind}{round_}"
+                run_dir.mkdir()
+                url = None
+                if kind == "pg":
+                    name = f"monitor_bench_{uuid.uuid4().hex[:10]}"
+                    with admin.connect() as c:
+                        c.execute(text(f'CREATE DATABASE "{name}"'))
+                    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+                try:
+                    r = measure_pipeline(bench_config(run_dir, port, feeds, url=url), posts)
+                finally:
+                    if url is not None:
+                        with admin.connect() as c:
+                            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                best[kind] = max(best[kind], r["new_posts"] / r["seconds"])
+                print(f"  {kind}: {r['new_posts']} posts in {r['seconds']:.2f} s (fetch+parse+dedup+store {r['fetch_store_s']:.2f} s,"
+                      f" processing {r['seconds'] - r['fetch_store_s']:.2f} s)")
+    finally:
+        admin.dispose()
+    return best["pg"], best["sqlite"]
 
 
 def measure_matching(texts) -> dict:
@@ -202,6 +239,7 @@ def main() -> None:
     ap.add_argument("--feeds", type=int, default=100)
     ap.add_argument("--items", type=int, default=100)
     ap.add_argument("--candidate-share", type=float, default=0.10)
+    ap.add_argument("--database", help="a PostgreSQL server URL: the pipeline runs on a fresh database there too")
     args = ap.parse_args()
     if not DATA.exists():
         sys.exit(f"shared data not found at {DATA} (set MONITOR_SHARED_DATA)")
@@ -237,6 +275,10 @@ def main() -> None:
             pipe = measure_pipeline(bench_config(run_dir, port, args.feeds), posts)
             print(f"pipeline: {pipe['new_posts']} new posts in {pipe['seconds']:.2f} s "
                   f"(fetch+parse+dedup+store {pipe['fetch_store_s']:.2f} s) → {pipe['new_posts'] / pipe['seconds']:.0f} posts/s")
+            pg = None
+            if args.database:
+                pg, lite = against_postgresql(args.database, folder, port, args.feeds, posts)
+                print(f"PostgreSQL: {pg:.0f} posts/s against SQLite's {lite:.0f} in the same rounds (×{pg / lite:.2f})")
             match = measure_matching(posts)
             print(f"matching {match['mb']:.1f} MB: ours {match['match_mb_s']:.2f} MB/s, jieba on every post "
                   f"{match['jieba_mb_s']:.2f} MB/s (×{match['match_mb_s'] / match['jieba_mb_s']:.1f}); {match['matched_posts']} posts matched")
@@ -255,6 +297,8 @@ def main() -> None:
         "ready_s": round(d["ready_s"], 3),
         "rss_mb": round(d["rss_mb"], 1),
     }
+    if pg is not None:
+        figures.update(pg_posts_per_s=round(pg, 1), pg_vs_sqlite=round(pg / lite, 2))
     print(json.dumps(figures))
 
 
