@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
@@ -222,4 +223,37 @@ def test_ten_thousand_sources_register_in_a_few_statements_and_a_moved_url_reset
         row = s.scalars(select(Source).where(Source.name == "来源7")).one()
         assert (row.url, row.etag, row.body_hash) == ("http://127.0.0.1/moved.xml", None, None)
         assert s.scalar(select(func.count(Source.id))) == 10_000
+    engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_post_is_linked_to_an_incident_once_in_one_statement(kind, tmp_path, request):
+    """record.link inserts with ON CONFLICT DO NOTHING and says whether the row is new; it
+    flushes nothing the session holds (the incident's own changes go at commit)."""
+    from datetime import datetime, timezone
+
+    from monitor.incidents.record import link
+    from monitor.store.models import Incident, IncidentPost, Post, Source
+
+    url = f"sqlite:///{tmp_path / 'm.db'}" if kind == "sqlite" else request.getfixturevalue("pg_url")
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    sessions = db.session_factory(engine)
+    now = datetime(2026, 11, 20, 2, tzinfo=timezone.utc)
+    with sessions.begin() as s:
+        source = Source(name="s", url="http://127.0.0.1/f", kind="feed")
+        s.add(source)
+        s.flush()
+        post = Post(source_id=source.id, external_id="p1", title="化工厂爆炸", body="", fetched_at=now, published_at=now)
+        incident = Incident(rule="爆炸", title="化工厂爆炸", severity="重大", state="open", started_at=now, opened_at=now,
+                            last_post_at=now, terms=["爆炸"], post_count=0, false_positive=False)
+        s.add_all([post, incident])
+        s.flush()
+        assert link(s, incident, post, now) is True
+        incident.post_count += 1
+        assert link(s, incident, post, now) is False
+        assert incident in s.dirty  # not flushed by link
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(IncidentPost)) == 1
+        assert s.scalar(select(Incident.post_count)) == 1
     engine.dispose()

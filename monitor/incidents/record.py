@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from monitor.config import MainConfig
@@ -63,12 +65,26 @@ def clock_changed(session: Session, clock: ResponseClock, now: datetime) -> None
 
 
 def link(session: Session, incident: Incident, post: Post, now: datetime) -> bool:
-    """Put a post into an incident once; False if it is there already."""
-    if session.get(IncidentPost, (incident.id, post.id)) is not None:
-        return False
-    session.add(IncidentPost(incident_id=incident.id, post_id=post.id, added_at=now))
-    session.flush()
-    return True
+    """Put a post into an incident once; False if it is there already.
+
+    One INSERT … ON CONFLICT DO NOTHING on the transaction's connection: no read first, and no
+    flush of what the session holds. A read and a flush for every joined post were three of its
+    four round trips, and on PostgreSQL processing ran at 0.69× SQLite's pace."""
+    dialect = session.get_bind().dialect.name
+    if dialect not in _UPSERT:
+        if session.get(IncidentPost, (incident.id, post.id)) is not None:
+            return False
+        session.add(IncidentPost(incident_id=incident.id, post_id=post.id, added_at=now))
+        session.flush()
+        return True
+    if incident.id is None or any(isinstance(o, IncidentPost) for o in (*session.new, *session.dirty)):
+        session.flush()  # a new incident needs its id; a row added or moved by the ORM (merge, split) goes first
+    row = _UPSERT[dialect](IncidentPost.__table__).values(incident_id=incident.id, post_id=post.id, added_at=now)
+    row = row.on_conflict_do_nothing().returning(IncidentPost.__table__.c.post_id)  # psycopg's rowcount here is -1
+    return session.connection().execute(row).first() is not None
+
+
+_UPSERT = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 
 def drop_held_steps(session: Session, incident_id: int, clock: str | None = None) -> None:
