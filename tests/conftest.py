@@ -305,6 +305,14 @@ def pg_url():
     admin.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """The test once on a SQLite file and once on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'm.db'}"
+    return request.getfixturevalue("pg_url")
+
+
 @pytest.fixture
 def make_config(tmp_path):
     def make(**kwargs) -> config_mod.Config:

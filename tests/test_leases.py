@@ -8,7 +8,6 @@ import time
 from collections import defaultdict
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from monitor.clock import FakeClock
@@ -19,13 +18,6 @@ from monitor.store import db
 from monitor.store.models import Source
 
 from .conftest import Route, rss, spawn, utc, wait_for, write_config
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'm.db'}"
-    return request.getfixturevalue("pg_url")
 
 
 def pollers(url, clock, n=2):

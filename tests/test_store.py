@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
@@ -226,8 +225,7 @@ def test_ten_thousand_sources_register_in_a_few_statements_and_a_moved_url_reset
     engine.dispose()
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_a_post_is_linked_to_an_incident_once_in_one_statement(kind, tmp_path, request):
+def test_a_post_is_linked_to_an_incident_once_in_one_statement(store_url):
     """record.link inserts with ON CONFLICT DO NOTHING and says whether the row is new; it
     flushes nothing the session holds (the incident's own changes go at commit)."""
     from datetime import datetime, timezone
@@ -235,8 +233,7 @@ def test_a_post_is_linked_to_an_incident_once_in_one_statement(kind, tmp_path, r
     from monitor.incidents.record import link
     from monitor.store.models import Incident, IncidentPost, Post, Source
 
-    url = f"sqlite:///{tmp_path / 'm.db'}" if kind == "sqlite" else request.getfixturevalue("pg_url")
-    engine = db.make_engine(url)
+    engine = db.make_engine(store_url)
     db.upgrade(engine)
     sessions = db.session_factory(engine)
     now = datetime(2026, 11, 20, 2, tzinfo=timezone.utc)

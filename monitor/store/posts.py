@@ -43,13 +43,13 @@ def register_sources(session: Session, wanted: list[tuple[str, str, str]]) -> in
     missing = [{"name": name, "url": url, "kind": kind, "consecutive_failures": 0, "posts_total": 0}
                for name, (url, kind) in by_name.items() if name not in existing]
     if missing:
-        upsert = _upsert(session)
-        session.execute(upsert(Source).on_conflict_do_nothing(index_elements=["name"]) if upsert else insert(Source), missing)
+        dialect_insert = upsert(session)
+        session.execute(dialect_insert(Source).on_conflict_do_nothing(index_elements=["name"]) if dialect_insert else insert(Source), missing)
     return len(missing)
 
 
-def _upsert(session: Session):
-    """The dialect's INSERT that knows ON CONFLICT, where there is one."""
+def upsert(session: Session):
+    """The dialect's INSERT that knows ON CONFLICT, where there is one (else None)."""
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as dialect_insert
@@ -61,7 +61,7 @@ def _upsert(session: Session):
 
 
 def _insert_ignoring_duplicates(session: Session, rows: list[dict]) -> int:
-    dialect_insert = _upsert(session)
+    dialect_insert = upsert(session)
     if dialect_insert is not None:
         stmt = dialect_insert(Post).on_conflict_do_nothing(index_elements=["source_id", "external_id"])
         return len(session.execute(stmt.returning(Post.id), rows).all())
