@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from monitor.clock import FakeClock
+from monitor.clock import FakeClock, SystemClock
 from monitor.config import HttpConfig, SourceConfig
 from monitor.sources.http import make_client
 from monitor.sources.poll import Poller
@@ -58,9 +58,10 @@ def test_three_daemons_on_postgresql_one_killed_poll_each_source_once_per_interv
     sources polled every 2 s; one is SIGKILLed mid-run. Every source goes on being polled by the
     others, never twice within one interval, and each incident's alert arrives once."""
     names = [f"f{i}" for i in range(8)]
+    published = SystemClock().now() - timedelta(minutes=10)  # the daemons run on the real clock: a fixed date ages out
     for i, name in enumerate(names):
         server.routes[f"/{name}"] = Route(rss([{"id": f"{name}-1", "title": f"第{i}区化工厂爆炸" if i == 0 else f"第{i}区市民留言",
-                                              "body": "现场", "published": utc(2026, 12, 1)}]))
+                                              "body": "现场", "published": published}]))
     cfg = write_config(tmp_path / "cfg", receiver_url=receiver.url("/hook"), database_url=pg_url,
                        sources=[(name, server.url(f"/{name}")) for name in names],
                        extra='[daemon]\nlease = "5s"\n')
