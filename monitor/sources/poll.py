@@ -11,7 +11,7 @@ from typing import Callable
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import case, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import metrics, secrets
@@ -153,6 +153,14 @@ class Poller:
             self._claimed[r.name] = Claimed(r.id, r.url, r.etag, r.last_modified, r.body_hash, r.next_poll_at,
                                             r.consecutive_failures or 0)
         return [enabled[r.name] for r in rows]
+
+    def next_due_in(self) -> float | None:
+        """Seconds until the next source falls due (None: none is scheduled). One read of the
+        next_poll_at index."""
+        now = self.clock.now()
+        with self.sessions() as session:
+            at = session.scalar(select(func.min(Source.next_poll_at)).where(Source.next_poll_at > now))
+        return None if at is None else (at - now).total_seconds()
 
     def _lane(self, sources: list[SourceConfig]) -> tuple[dict[str, SourceConfig], frozenset[str]]:
         """The enabled sources of a list by name, and the stored names not among them: kept per
