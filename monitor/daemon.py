@@ -67,6 +67,8 @@ class Daemon:
         self.stop_event = threading.Event()
         self.reload_requested = threading.Event()
         self.wake_processing = threading.Event()
+        self.deliver_wanted = threading.Event()  # posts were processed during a delivery round
+        self.delivering = threading.Event()
         self.notifier = Notifier()
         self.last_tick = time.monotonic()
         self.last_handoff_check = self.clock.now()
@@ -250,7 +252,22 @@ class Daemon:
         return self.engine.dispatch()  # claims due sources (one short write); the polls report to DbHealth themselves
 
     def process_job(self) -> int:
-        return self.app.pipeline.process_pending() + self.app.pipeline.record_replies()
+        done = self.app.pipeline.process_pending() + self.app.pipeline.record_replies()
+        if done:
+            self._deliver_soon()
+        return done
+
+    def _deliver_soon(self) -> None:
+        """Processed posts may have queued alerts: deliver them now, not up to deliver_every
+        later (which was most of the time from a post's poll to its alert). A round already
+        under way may have read the outbox before these rows were committed: it goes once more."""
+        self.deliver_wanted.set()
+        if self.delivering.is_set():
+            return
+        try:
+            self.scheduler.modify_job("deliver", next_run_time=datetime.now(timezone.utc))
+        except Exception as e:  # stopping: the scheduler is gone, and so is the need
+            log.debug("提前投递告警未能安排：%s", e)
 
     def health_job(self) -> int:
         with self.app.sessions.begin() as session:
@@ -354,12 +371,20 @@ class Daemon:
     def deliver_job(self) -> int:
         """Round after round while rounds come back full: a burst drains now, not 100 per deliver_every."""
         total = 0
-        for _round in range(DRAIN_ROUNDS):
-            sent = self.delivery.deliver_due(limit=DELIVER_BATCH, stop=self.stop_event)
-            total += sent
-            if sent < DELIVER_BATCH or self.stop_event.is_set():
-                break
-        return total
+        self.delivering.set()
+        try:
+            for _pass in range(DRAIN_ROUNDS):  # under steady ingest, the next job run takes over
+                self.deliver_wanted.clear()
+                for _round in range(DRAIN_ROUNDS):
+                    sent = self.delivery.deliver_due(limit=DELIVER_BATCH, stop=self.stop_event)
+                    total += sent
+                    if sent < DELIVER_BATCH or self.stop_event.is_set():
+                        break
+                if not self.deliver_wanted.is_set() or self.stop_event.is_set():
+                    break
+            return total
+        finally:
+            self.delivering.clear()
 
     def watchdog_job(self) -> None:
         # Ping only while the loops turn: a wedged scheduler must get us restarted.

@@ -207,3 +207,20 @@ def test_sighup_reloads_the_whole_config_and_a_broken_one_is_refused_whole(tmp_p
             assert proc.wait(timeout=20) == 0
         finally:
             proc.kill()
+
+
+def test_an_alert_is_delivered_as_soon_as_its_post_is_processed_not_at_the_next_delivery_round(tmp_path, server, receiver):
+    """deliver_every = 1h: the round at start-up finds nothing; an explosion that appears later
+    is still delivered within seconds, because processing it wakes the delivery."""
+    server.routes["/f"] = Route(rss([]))
+    cfg = write_config(tmp_path / "cfg", receiver_url=receiver.url("/hook"), sources=[("f", server.url("/f"))])
+    cfg.write_text(cfg.read_text().replace('interval = "1m"', 'interval = "1s"').replace('deliver_every = "1s"', 'deliver_every = "1h"'))
+    proc = spawn(cfg)
+    try:
+        wait_for(lambda: sum(1 for r in server.requests if r["path"] == "/f") >= 2, what="the empty feed polled twice")
+        server.routes["/f"] = Route(rss([{"id": "x1", "title": "开发区化工厂爆炸", "published": SystemClock().now()}]))
+        wait_for(lambda: any("新舆情事件" in t for t in receiver.titles()), what="the explosion's alert")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
