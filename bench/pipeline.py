@@ -10,7 +10,12 @@ About 10 % of posts carry a candidate term, as on real boards.
 With --database (a PostgreSQL server URL), the same pipeline also runs on a fresh database of
 that server, alternating with SQLite (two rounds each, the better of each kept):
   pg_posts_per_s, pg_vs_sqlite   its throughput, and that over SQLite's in the same run
-Targets (issue #2): ≥ 1,500 posts/s, ready ≤ 2 s, RSS ≤ 250 MB; issue 17: PostgreSQL ≥ 0.9× SQLite.
+  pg_backlog_1_s, pg_backlog_2_s, backlog_speedup, backlog_cpu_1_s, backlog_cpu_2_s
+                 the 10,000 posts stored unprocessed, then processed by one instance and by two
+                 started together (separate processes, same database): seconds, the ratio, and
+                 the CPU-seconds of the one and of each of the two
+Targets (issue #2): ≥ 1,500 posts/s, ready ≤ 2 s, RSS ≤ 250 MB; issue 17: PostgreSQL ≥ 0.9× SQLite, and two
+instances finish a backlog nearly twice as fast, each with about half the CPU.
 
 Usage: python bench/pipeline.py [--feeds 100] [--items 100] [--database postgresql+psycopg://…]
 The last line printed is a JSON object of the figures.
@@ -176,6 +181,85 @@ def against_postgresql(server_url: str, folder: Path, port: int, feeds: int, pos
     return best["pg"], best["sqlite"]
 
 
+def backlog_worker(cfg_path: str) -> None:
+    """One instance's processing of a stored backlog (--backlog-worker): set up, say ready,
+    start on the word "go" from stdin, print how long it took and what it did."""
+    from monitor.app import build
+    from monitor.clock import SystemClock
+    from monitor.config import load
+
+    app = build(load(Path(cfg_path)), SystemClock(), with_channels=False, dry_run=True)
+    app.pipeline.matcher.segmenter.initialize()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    cpu, started = time.process_time(), time.perf_counter()
+    done = app.pipeline.process_pending()
+    print(json.dumps({"done": done, "seconds": time.perf_counter() - started, "cpu_s": time.process_time() - cpu}), flush=True)
+
+
+def backlog_on_instances(server_url: str, folder: Path, port: int, feeds: int, counts=(1, 2)) -> dict[int, dict]:
+    """A stored backlog (every bench post fetched and stored, none processed) on a fresh
+    PostgreSQL database, processed by 1 and by 2 instances started together, alternating,
+    best of two each: how much sooner two finish it, and the CPU each spends."""
+    import random as _r
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from monitor.app import build
+    from monitor.clock import SystemClock
+    from monitor.config import load
+    from monitor.sources.http import make_client
+    from monitor.sources.poll import Poller
+
+    best: dict[int, dict] = {}
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        for round_ in range(2):
+            for n in counts:
+                run_dir = folder / f"backlog{n}-{round_}"
+                run_dir.mkdir()
+                name = f"monitor_bench_{uuid.uuid4().hex[:10]}"
+                with admin.connect() as c:
+                    c.execute(text(f'CREATE DATABASE "{name}"'))
+                url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+                try:
+                    cfg_path = bench_config(run_dir, port, feeds, url=url)
+                    cfg = load(cfg_path)
+                    app = build(cfg, SystemClock(), with_channels=False, dry_run=True)
+                    client = make_client(cfg.main.http)
+                    poller = Poller(app.sessions, client, cfg.main.http, SystemClock(), _r.Random(1))
+                    poller.register(cfg.main.source)
+                    stored = sum(poller.poll(s).new_posts for s in cfg.main.source)
+                    client.close()
+                    app.engine.dispose()
+                    procs = [subprocess.Popen([sys.executable, __file__, "--backlog-worker", str(cfg_path)], stdin=subprocess.PIPE,
+                                              stdout=subprocess.PIPE, text=True) for _ in range(n)]
+                    for p in procs:
+                        assert p.stdout.readline().strip() == "ready"
+                    started = time.perf_counter()
+                    for p in procs:
+                        p.stdin.write("go\n")
+                        p.stdin.flush()
+                    results = [json.loads(p.stdout.readline()) for p in procs]
+                    wall = time.perf_counter() - started
+                    for p in procs:
+                        p.wait(timeout=60)
+                finally:
+                    with admin.connect() as c:
+                        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                done = sum(r["done"] for r in results)
+                assert done == stored, (done, stored)
+                print(f"  backlog of {stored} posts, {n} instance(s): {wall:.2f} s; CPU per instance "
+                      f"{[round(r['cpu_s'], 2) for r in results]} s; posts per instance {[r['done'] for r in results]}")
+                if n not in best or wall < best[n]["seconds"]:
+                    best[n] = {"seconds": wall, "cpu_s": [r["cpu_s"] for r in results]}
+    finally:
+        admin.dispose()
+    return best
+
+
 def measure_matching(texts) -> dict:
     from monitor.config import load
     from monitor.matching.matcher import Matcher, post_text
@@ -240,7 +324,10 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=100)
     ap.add_argument("--candidate-share", type=float, default=0.10)
     ap.add_argument("--database", help="a PostgreSQL server URL: the pipeline runs on a fresh database there too")
+    ap.add_argument("--backlog-worker", help=argparse.SUPPRESS)  # one instance of the backlog figure
     args = ap.parse_args()
+    if args.backlog_worker:
+        return backlog_worker(args.backlog_worker)
     if not DATA.exists():
         sys.exit(f"shared data not found at {DATA} (set MONITOR_SHARED_DATA)")
 
@@ -279,6 +366,9 @@ def main() -> None:
             if args.database:
                 pg, lite = against_postgresql(args.database, folder, port, args.feeds, posts)
                 print(f"PostgreSQL: {pg:.0f} posts/s against SQLite's {lite:.0f} in the same rounds (×{pg / lite:.2f})")
+                backlog = backlog_on_instances(args.database, folder, port, args.feeds)
+                print(f"PostgreSQL backlog: 1 instance {backlog[1]['seconds']:.2f} s, 2 instances {backlog[2]['seconds']:.2f} s "
+                      f"(×{backlog[1]['seconds'] / backlog[2]['seconds']:.2f} as fast)")
             match = measure_matching(posts)
             print(f"matching {match['mb']:.1f} MB: ours {match['match_mb_s']:.2f} MB/s, jieba on every post "
                   f"{match['jieba_mb_s']:.2f} MB/s (×{match['match_mb_s'] / match['jieba_mb_s']:.1f}); {match['matched_posts']} posts matched")
@@ -298,7 +388,10 @@ def main() -> None:
         "rss_mb": round(d["rss_mb"], 1),
     }
     if pg is not None:
-        figures.update(pg_posts_per_s=round(pg, 1), pg_vs_sqlite=round(pg / lite, 2))
+        figures.update(pg_posts_per_s=round(pg, 1), pg_vs_sqlite=round(pg / lite, 2),
+                       pg_backlog_1_s=round(backlog[1]["seconds"], 2), pg_backlog_2_s=round(backlog[2]["seconds"], 2),
+                       backlog_speedup=round(backlog[1]["seconds"] / backlog[2]["seconds"], 2),
+                       backlog_cpu_1_s=round(sum(backlog[1]["cpu_s"]), 2), backlog_cpu_2_s=[round(c, 2) for c in backlog[2]["cpu_s"]])
     print(json.dumps(figures))
 
 
