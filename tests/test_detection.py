@@ -275,6 +275,38 @@ def test_another_story_of_an_open_event_is_its_own_incident_whose_alerts_go_in_t
     assert "#2" in receiver.posts[-1]["payload"]["message"]
 
 
+def test_where_reposts_are_linked_another_authors_own_post_is_its_own_chain_and_a_copy_joins(tmp_path, receiver):
+    rules = '[[rule]]\nname = "地震"\nterms = ["地震"]\nseverity = "特别重大"\n'
+    path = write_config(tmp_path / "cfg", receiver_url=receiver.url("/hook"), watchwords=rules,
+                        extra='[incidents]\nclustering = "event"\n[alerts]\nstorm_threshold = 0\n')
+    clock = FakeClock(T0 + timedelta(minutes=1))
+    app = build(load(path), clock)
+    with app.sessions.begin() as s:
+        weibo = source_row(s, "微博", "http://127.0.0.1/w").id
+        board = source_row(s, "12345", "http://127.0.0.1/b").id  # says nothing of reposts
+
+    def post(source, ident, text, repost_of=None):
+        with app.sessions.begin() as s:
+            store_posts(s, source, [RawPost(ident, None, text, "", None, clock.now(), repost_of=repost_of)], clock.now())
+        app.pipeline.process_pending()
+
+    first = "四川芦山县发生7级地震，芦山县城房屋受损，伤亡情况不明，请大家关注"
+    post(weibo, "q1", first)
+    post(weibo, "r1", "芦山挺住，地震无情人有情", repost_of="q1")
+    post(board, "b1", "芦山县城地震，房屋受损，伤亡情况不明")  # a source without links: joins by its words
+    post(weibo, "q2", "芦山县7级地震，芦山县城房屋受损严重，伤亡情况不明")  # another author's own post
+    post(weibo, "r2", "转发：地震了", repost_of="q2")
+    post(weibo, "q3", first + " 转发")  # the same text copied: the same chain of the event
+    with app.sessions() as s:
+        incidents = s.scalars(select(Incident).order_by(Incident.id)).all()
+        assert [(i.id, i.related_to) for i in incidents] == [(1, None), (2, 1)]
+        members = {i.id: sorted(s.scalars(select(Post.external_id).join(IncidentPost, IncidentPost.post_id == Post.id)
+                                          .where(IncidentPost.incident_id == i.id))) for i in incidents}
+        held = {n.incident_id: n.held_until for n in s.scalars(select(Notification).where(Notification.kind == "opened"))}
+    assert members == {1: ["b1", "q1", "q3", "r1"], 2: ["q2", "r2"]}
+    assert held[1] is None and held[2] == T0 + timedelta(minutes=15)  # another story: the quarter's digest
+
+
 def test_in_event_mode_a_post_matching_two_rules_is_one_incident_of_the_more_severe_rule(tmp_path, receiver, capsys):
     w = World(tmp_path, receiver, extra='[incidents]\nclustering = "event"\n')
     w.post("a1", "凤坂河边化工厂爆炸后河水发黑发臭")  # 危化品爆炸 (重大) and 黑臭水体 (一般)

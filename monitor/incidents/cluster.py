@@ -1,6 +1,6 @@
 """Grouping posts into events by content (pure, in memory).
 
-Online, in time order, three stages, the first that answers wins:
+Online, in time order, four stages, the first that answers wins:
   1. a post that reposts another joins that post's event;
   2. a near-duplicate (MinHash over jieba word pairs, Jaccard >= `near_dup`) of a post of an
      active event joins that event: the same text copied with a "转发" or a signature added;
@@ -11,7 +11,10 @@ Online, in time order, three stages, the first that answers wins:
      between equal shares, the event with more posts in the last hour (a burst in progress);
   4. a short post without a link (at most SHORT_WORDS salient words) joins the hottest event of
      the last hour it shares a word with;
-else it starts one, which `related` may name as another story of an event it shares a
+An original (a post that reposts nothing, from a source that links reposts: its author's own
+post) takes stage 2 only: another author's own words about the event are another chain of it,
+not a comment on one, and its reposts follow it there.
+Else it starts one, which `related` may name as another story of an event it shares a
 quarter of its words with: the daemon then sends that incident's alerts in digests.
 The defaults were tuned end to end (bench/quality.py, CED slices a and b): an event is a
 story, and a new post needs most of its content in an event to join it.
@@ -161,10 +164,13 @@ class Clusterer:
     def idf(self, word: str) -> float:
         return math.log((self.seen + 1) / (self.df[word] + 1)) + 1
 
-    def find(self, when: datetime, about: Features, repost_of: str | None = None, sketch: MinHash | None = None) -> int | None:
+    def find(self, when: datetime, about: Features, repost_of: str | None = None, sketch: MinHash | None = None,
+             original: bool = False) -> int | None:
         if repost_of is not None and repost_of in self.of_post:
             return self.of_post[repost_of]
         key = self._near_duplicate(when, sketch)
+        if original:
+            return key
         if key is None:
             key = self._same_event(when, about)
         if key is None and repost_of is None and len(about.words) <= SHORT_WORDS:
@@ -301,10 +307,10 @@ class Clusterer:
             for w in event.words:
                 self.by_word[w].discard(key)
 
-    def add(self, post_id: str, when: datetime, text: str, repost_of: str | None = None) -> int:
+    def add(self, post_id: str, when: datetime, text: str, repost_of: str | None = None, original: bool = False) -> int:
         """find + remember in one step, new events numbered here: for offline use (benchmarks)."""
         about, sketch = self.describe(text)
-        key = self.find(when, about, repost_of, sketch)
+        key = self.find(when, about, repost_of, sketch, original)
         if key is None:
             key, self._next_key = self._next_key, self._next_key + 1
         self.remember(post_id, when, about, key, sketch)

@@ -30,6 +30,7 @@ from monitor.store.models import Event, Incident, IncidentPost, Post, Source
 log = logging.getLogger(__name__)
 
 _RECENT = "monitor.recent_incidents"  # session.info key: rule -> incident seen in this transaction
+_LINKS = "monitor.links_reposts"  # session.info key: source id -> whether it links reposts
 # An official release that announces or reports a press conference answers the 发布会 clock.
 _PRESS = re.compile(r"新闻发布会|发布会|记者会|新闻通气会|吹风会")
 
@@ -79,12 +80,22 @@ class Lifecycle:
 
     def _found(self, session: Session, clusterer: Clusterer, post: Post, seen_at: datetime, described) -> Incident | None:
         about, sketch = described
-        key = clusterer.find(seen_at, about, post.repost_of, sketch)
+        original = post.repost_of is None and self._links_reposts(session, post.source_id)
+        key = clusterer.find(seen_at, about, post.repost_of, sketch, original)
         incident = session.get(Incident, key, options=[lazyload(Incident.clocks)]) if key is not None else None
         if incident is not None and incident.state == "closed":
             clusterer.forget(key)
             return None
         return incident
+
+    @staticmethod
+    def _links_reposts(session: Session, source_id: int) -> bool:
+        """Whether the source says which post a repost reposts (asked once per transaction:
+        posts are stored, and the flag set, before they are processed)."""
+        known = session.info.setdefault(_LINKS, {})
+        if source_id not in known:
+            known[source_id] = bool(session.scalar(select(Source.links_reposts).where(Source.id == source_id)))
+        return known[source_id]
 
     def assign(self, session: Session, post: Post, match: Match, now: datetime, described=None,
                found: Incident | None | bool = False) -> Incident | None:

@@ -96,6 +96,9 @@ class Source(Base):
     # Which instance is polling it, until when (sources/poll.py: Poller.due).
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Its posts say which post they repost (Weibo's API, a replay input), so one that reposts
+    # nothing is its author's own: event clustering keeps it a chain of its own (cluster.py).
+    links_reposts: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Post(Base):

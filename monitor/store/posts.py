@@ -163,4 +163,8 @@ def store_posts(session: Session, source_id: int, posts: list[RawPost], now: dat
     ]
     if not rows:
         return 0
+    if any(row["repost_of"] for row in rows):
+        # Stored before the batch is processed, so the batch's originals are judged by it.
+        session.execute(update(Source).where(Source.id == source_id, Source.links_reposts.is_(False))
+                        .values(links_reposts=True))
     return _insert_ignoring_duplicates(session, rows)
