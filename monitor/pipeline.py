@@ -70,11 +70,11 @@ class Pipeline:
             try:
                 with self._lock, self.sessions.begin() as session:
                     _exclusive(session)
-                    # Another instance, or a retry from the CLI, may have done some meanwhile.
-                    still = set(session.scalars(
-                        select(Post.id).where(Post.id.in_(list(verdicts)), Post.processed_at.is_(None))))
+                    # Marked first, in the statement that says which are still to do: another
+                    # instance, or a retry from the CLI, may have done some meanwhile.
+                    still = self._mark_processed(session, list(verdicts))
                     posts = session.scalars(select(Post).where(Post.id.in_(involved & still)).order_by(Post.id)).all() if involved else []
-                    self._process(session, posts, verdicts, still)
+                    self._process(session, posts, verdicts)
                 done += len(still)
                 _count(still, verdicts)
             except Exception as e:
@@ -111,10 +111,9 @@ class Pipeline:
         try:
             with self._lock, self.sessions.begin() as session:
                 _exclusive(session)
-                post = session.get(Post, post_id)
-                if post.processed_at is not None:
+                if not self._mark_processed(session, [post_id]):
                     return 0
-                self._process(session, [post], {post_id: verdicts}, {post_id})
+                self._process(session, [session.get(Post, post_id)], {post_id: verdicts})
             _count({post_id}, {post_id: verdicts})
             return 1
         except Exception as e:
@@ -137,10 +136,18 @@ class Pipeline:
             else:
                 log.warning("帖文 %d 处理失败（第 %d 次，稍后重试）：%s", post_id, post.process_attempts, reason)
 
-    def _process(self, session: Session, posts: list[Post], verdicts: dict, done_ids: set[int]) -> None:
-        """Assign the posts that matched (or repost another); mark every one of done_ids processed."""
+    def _mark_processed(self, session: Session, post_ids: list[int]) -> set[int]:
+        """Mark those not processed yet as processed (undone with the transaction if it fails),
+        and return them."""
+        return set(session.scalars(
+            update(Post).where(Post.id.in_(post_ids), Post.processed_at.is_(None)).values(processed_at=self.clock.now())
+            .returning(Post.id), execution_options={"synchronize_session": False}))
+
+    def _process(self, session: Session, posts: list[Post], verdicts: dict) -> None:
+        """Assign the posts that matched (or repost another); record their matches."""
         now = self.clock.now()
         matches = []
+        self.incidents.begin_batch(session, [post.id for post in posts])
         official = self._official(session, posts)
         for post in posts:
             if post.source_id in official:
@@ -162,13 +169,9 @@ class Pipeline:
                 )
             if joined is not None:
                 self.incidents.place(session, post, verdicts[post.id], now, joined)
-        # Set-based writes: most posts match nothing and need only their processed mark.
+        self.incidents.end_batch(session)
         if matches:
             session.execute(insert(MatchRow), matches)
-        session.execute(
-            update(Post).where(Post.id.in_(list(done_ids))).values(processed_at=now),
-            execution_options={"synchronize_session": False},
-        )
 
     def _official(self, session: Session, posts: list[Post]) -> dict[int, str]:
         """The office's own channels among these posts' sources: source id → name."""

@@ -21,7 +21,7 @@ from monitor.incidents.cluster import Clusterer, features
 from monitor.incidents.escalator import Escalator
 from monitor.incidents.heat import Heat, measure
 from monitor.incidents.record import (
-    ACTIONS_SEEN, RESHAPING, SYSTEM, Planner, changed, event, link, new_clock, official_actor, round_of,
+    ACTIONS_SEEN, RESHAPING, SYSTEM, Planner, changed, event, link, new_clock, official_actor, round_of, write_links,
 )
 from monitor.matching.matcher import Match, post_text
 from monitor.severity import rank
@@ -183,6 +183,7 @@ class Lifecycle:
 
     @staticmethod
     def _placed(session: Session, post: Post, rule: str) -> Incident | None:
+        write_links(session)
         return session.scalars(
             select(Incident).join(IncidentPost, IncidentPost.incident_id == Incident.id)
             .where(IncidentPost.post_id == post.id, Incident.rule == rule, Incident.state != "closed")
@@ -214,6 +215,7 @@ class Lifecycle:
                                         (post.title or post.body or "")[:80], post.url, reopened, wave, tier, tags, now)
 
     def heat(self, session: Session, incident: Incident, now: datetime) -> Heat:
+        write_links(session)
         rows = session.execute(
             select(Post.published_at, Post.fetched_at, Source.name, Post.author)
             .join(IncidentPost, IncidentPost.post_id == Post.id)
@@ -247,6 +249,7 @@ class Lifecycle:
         """A repost joins the open incidents of the post it reposts, whatever its own text
         says: most reposts are a few characters ("无语", "[蜡烛]")."""
         joined = []
+        write_links(session)
         incident_ids = session.scalars(
             select(IncidentPost.incident_id)
             .join(Post, Post.id == IncidentPost.post_id)
@@ -327,6 +330,7 @@ class Lifecycle:
     def _about_the_same(self, session: Session, incident: Incident, ours) -> bool:
         """Shares a named place, organisation or person with the incident's posts; where
         neither names one, at least two salient words."""
+        write_links(session)
         rows = session.execute(
             select(Post.title, Post.body).join(IncidentPost, IncidentPost.post_id == Post.id)
             .where(IncidentPost.incident_id == incident.id).order_by(Post.id).limit(20)
@@ -360,6 +364,7 @@ class Lifecycle:
             inc = self.cfg.incidents
             clusterer = Clusterer(inc.window, inc.cluster_threshold, near_dup=inc.near_duplicate or None,
                                   named_threshold=inc.cluster_threshold_named)
+            write_links(session)
             rows = session.execute(
                 select(Post.external_id, Post.title, Post.body, Post.published_at, Post.fetched_at, IncidentPost.incident_id)
                 .join(IncidentPost, IncidentPost.post_id == Post.id)

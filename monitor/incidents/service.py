@@ -20,7 +20,7 @@ from monitor.incidents.actions import Actions
 from monitor.incidents.escalator import Escalator
 from monitor.incidents.heat import Heat
 from monitor.incidents.lifecycle import Lifecycle
-from monitor.incidents.record import SYSTEM, ActionError, Planner
+from monitor.incidents.record import SYSTEM, ActionError, Planner, preload_links, write_links
 from monitor.store.models import Incident, Post
 
 __all__ = ["SYSTEM", "ActionError", "Alerting", "Incidents"]
@@ -47,6 +47,9 @@ class Incidents:
         self.lifecycle.carry(lifecycle, index=same_grouping)
 
     # The pipeline's entry points.
+    begin_batch = staticmethod(preload_links)  # a batch's posts, before any is placed
+    end_batch = staticmethod(write_links)  # after the last is placed
+
     def place(self, session: Session, post: Post, matches, now: datetime, joined: list[Incident]) -> None:
         self.lifecycle.place(session, post, matches, now, joined)
 
