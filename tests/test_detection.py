@@ -329,3 +329,29 @@ def test_in_rule_mode_a_post_matching_two_rules_is_in_each_rules_incident(tmp_pa
     w = World(tmp_path, receiver)
     w.post("a1", "凤坂河边化工厂爆炸后河水发黑发臭")
     assert sorted(i.rule for i in w.incidents()) == ["危化品爆炸", "黑臭水体"]
+
+
+def test_instances_on_one_postgresql_see_each_others_events(tmp_path, receiver, pg_url):
+    extra = '[incidents]\nclustering = "event"\n'
+    apps = []
+    for name in ("a", "b"):
+        path = write_config(tmp_path / name, receiver_url=receiver.url("/hook"), extra=extra, database_url=pg_url)
+        apps.append(build(load(path), FakeClock(T0)))
+    a, b = apps
+    with a.sessions.begin() as s:
+        src = source_row(s, "微博", "http://127.0.0.1/w").id
+
+    def post(app, ident, text):
+        with app.sessions.begin() as s:
+            store_posts(s, src, [RawPost(ident, None, text, "", None, T0)], T0)
+        app.pipeline.process_pending()
+
+    post(b, "p0", "仓山区化工厂发生爆炸，现场浓烟滚滚")  # b's index of the rule is built here
+    post(a, "p1", "鼓楼区化工厂发生爆炸，现场浓烟滚滚，消防车赶到")  # another site: a opens its own incident
+    post(b, "p2", "鼓楼区化工厂爆炸现场浓烟滚滚，消防车正在灭火")  # b must know a's incident to join it
+    with a.sessions() as s:
+        rows = s.execute(select(Post.external_id, IncidentPost.incident_id)
+                         .join(IncidentPost, IncidentPost.post_id == Post.id).order_by(Post.external_id)).all()
+    assert [(p, i) for p, i in rows] == [("p0", 1), ("p1", 2), ("p2", 2)]
+    for app in apps:
+        app.engine.dispose()

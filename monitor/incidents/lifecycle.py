@@ -9,7 +9,7 @@ import logging
 import re
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, lazyload
 
 from monitor.clock import show, show_delta
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _RECENT = "monitor.recent_incidents"  # session.info key: rule -> incident seen in this transaction
 _LINKS = "monitor.links_reposts"  # session.info key: source id -> whether it links reposts
+_CAUGHT_UP = "monitor.caught_up"  # session.info key: other instances' placements looked for
 # An official release that announces or reports a press conference answers the 发布会 clock.
 _PRESS = re.compile(r"新闻发布会|发布会|记者会|新闻通气会|吹风会")
 
@@ -43,6 +44,7 @@ class Lifecycle:
         self.actions = actions
         self._clusterers: dict[str, Clusterer] = {}
         self._last_action = 0  # the last merge or split event the clusterers know of
+        self._last_placed: int | None = None  # the last placement event the clusterers know of (PostgreSQL)
 
     def carry(self, before: Lifecycle, index: bool) -> None:
         """After a reload: the merges and splits already noticed, and the content index if
@@ -50,6 +52,7 @@ class Lifecycle:
         self._last_action = before._last_action
         if index:
             self._clusterers = before._clusterers
+            self._last_placed = before._last_placed
 
     def _text(self, title: str | None, body: str | None) -> str:
         """What clustering reads of a post: as much as matching does ([matching] max_chars)."""
@@ -356,9 +359,40 @@ class Lifecycle:
             self._clusterers.pop(rule, None)
             self._last_action = max(self._last_action, event_id)
 
+    def _catch_up(self, session: Session) -> None:
+        """Instances on one PostgreSQL each keep their own event index: once per transaction
+        (under the processing lock, so every placement before it is committed), the posts the
+        others placed since the last look join this one's index, so that the next post of an
+        event another instance opened finds it instead of opening a second incident."""
+        if session.info.get(_CAUGHT_UP) or session.get_bind().dialect.name != "postgresql":
+            return
+        session.info[_CAUGHT_UP] = True
+        if self._last_placed is None:  # indexes are built from the store as it is from now on
+            self._last_placed = session.scalar(select(func.max(Event.id))) or 0
+            return
+        rows = session.execute(
+            select(Event.id, Event.incident_id, Event.data, Incident.rule).join(Incident, Incident.id == Event.incident_id)
+            .where(Event.kind.in_(("opened", "post_added")), Event.id > self._last_placed).order_by(Event.id)
+        ).all()
+        if not rows:
+            return
+        self._last_placed = rows[-1].id
+        placed = [(r.rule, r.incident_id, r.data.get("post")) for r in rows if r.rule in self._clusterers]
+        posts = {p.id: p for p in session.execute(
+            select(Post.id, Post.external_id, Post.title, Post.body, Post.published_at, Post.fetched_at)
+            .where(Post.id.in_([post_id for _r, _i, post_id in placed if post_id is not None]))
+        )} if placed else {}
+        for rule, incident_id, post_id in placed:
+            clusterer, post = self._clusterers[rule], posts.get(post_id)
+            if post is None or post.external_id in clusterer.of_post:
+                continue  # ours, or gone
+            about, sketch = clusterer.describe(self._text(post.title, post.body))
+            clusterer.remember(post.external_id, clock_start(post.published_at, post.fetched_at), about, incident_id, sketch)
+
     def _clusterer(self, session: Session, rule: str) -> Clusterer:
         """The rule's event index, rebuilt from the store the first time it is needed."""
         self._notice_actions(session)
+        self._catch_up(session)
         clusterer = self._clusterers.get(rule)
         if clusterer is None:
             inc = self.cfg.incidents
