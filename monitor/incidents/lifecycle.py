@@ -44,7 +44,7 @@ class Lifecycle:
         self.actions = actions
         self._clusterers: dict[str, Clusterer] = {}
         self._last_action = 0  # the last merge or split event the clusterers know of
-        self._last_placed: int | None = None  # the last placement event the clusterers know of (PostgreSQL)
+        self._last_placed: dict[str, int] = {}  # rule -> the last placement event its index knows of (PostgreSQL)
 
     def carry(self, before: Lifecycle, index: bool) -> None:
         """After a reload: the merges and splits already noticed, and the content index if
@@ -359,58 +359,60 @@ class Lifecycle:
             self._clusterers.pop(rule, None)
             self._last_action = max(self._last_action, event_id)
 
-    def _catch_up(self, session: Session) -> None:
+    def _catch_up(self, session: Session, rule: str, clusterer: Clusterer) -> None:
         """Instances on one PostgreSQL each keep their own event index: once per transaction
-        (under the processing lock, so every placement before it is committed), the posts the
-        others placed since the last look join this one's index, so that the next post of an
-        event another instance opened finds it instead of opening a second incident."""
-        if session.info.get(_CAUGHT_UP) or session.get_bind().dialect.name != "postgresql":
+        and rule (under the rule's processing lock, so every placement of it before is
+        committed), the posts the others placed since the last look join this one's index, so
+        that the next post of an event another instance opened finds it instead of opening a
+        second incident."""
+        looked = session.info.setdefault(_CAUGHT_UP, set())
+        if rule in looked or session.get_bind().dialect.name != "postgresql":
             return
-        session.info[_CAUGHT_UP] = True
-        if self._last_placed is None:  # indexes are built from the store as it is from now on
-            self._last_placed = session.scalar(select(func.max(Event.id))) or 0
-            return
+        looked.add(rule)
         rows = session.execute(
-            select(Event.id, Event.incident_id, Event.data, Incident.rule).join(Incident, Incident.id == Event.incident_id)
-            .where(Event.kind.in_(("opened", "post_added")), Event.id > self._last_placed).order_by(Event.id)
+            select(Event.id, Event.incident_id, Event.data).join(Incident, Incident.id == Event.incident_id)
+            .where(Event.kind.in_(("opened", "post_added")), Event.id > self._last_placed.get(rule, 0), Incident.rule == rule)
+            .order_by(Event.id)
         ).all()
         if not rows:
             return
-        self._last_placed = rows[-1].id
-        placed = [(r.rule, r.incident_id, r.data.get("post")) for r in rows if r.rule in self._clusterers]
+        self._last_placed[rule] = rows[-1].id
         posts = {p.id: p for p in session.execute(
             select(Post.id, Post.external_id, Post.title, Post.body, Post.published_at, Post.fetched_at)
-            .where(Post.id.in_([post_id for _r, _i, post_id in placed if post_id is not None]))
-        )} if placed else {}
-        for rule, incident_id, post_id in placed:
-            clusterer, post = self._clusterers[rule], posts.get(post_id)
+            .where(Post.id.in_([r.data.get("post") for r in rows if r.data.get("post") is not None]))
+        )}
+        for r in rows:
+            post = posts.get(r.data.get("post"))
             if post is None or post.external_id in clusterer.of_post:
                 continue  # ours, or gone
             about, sketch = clusterer.describe(self._text(post.title, post.body))
-            clusterer.remember(post.external_id, clock_start(post.published_at, post.fetched_at), about, incident_id, sketch)
+            clusterer.remember(post.external_id, clock_start(post.published_at, post.fetched_at), about, r.incident_id, sketch)
 
     def _clusterer(self, session: Session, rule: str) -> Clusterer:
         """The rule's event index, rebuilt from the store the first time it is needed."""
         self._notice_actions(session)
-        self._catch_up(session)
         clusterer = self._clusterers.get(rule)
-        if clusterer is None:
-            inc = self.cfg.incidents
-            clusterer = Clusterer(inc.window, inc.cluster_threshold, near_dup=inc.near_duplicate or None,
-                                  named_threshold=inc.cluster_threshold_named)
-            write_links(session)
-            rows = session.execute(
-                select(Post.external_id, Post.title, Post.body, Post.published_at, Post.fetched_at, IncidentPost.incident_id)
-                .join(IncidentPost, IncidentPost.post_id == Post.id)
-                .join(Incident, Incident.id == IncidentPost.incident_id)
-                .where(Incident.rule == rule, Incident.state != "closed")
-                .order_by(Post.id)
-            ).all()
-            for external_id, title, body, published, fetched, incident_id in rows:
-                when = clock_start(published, fetched)
-                about, sketch = clusterer.describe(self._text(title, body))
-                clusterer.remember(external_id, when, about, incident_id, sketch)
-            self._clusterers[rule] = clusterer
+        if clusterer is not None:
+            self._catch_up(session, rule, clusterer)
+            return clusterer
+        inc = self.cfg.incidents
+        clusterer = Clusterer(inc.window, inc.cluster_threshold, near_dup=inc.near_duplicate or None,
+                              named_threshold=inc.cluster_threshold_named)
+        write_links(session)
+        self._last_placed[rule] = session.scalar(select(func.max(Event.id))) or 0  # the store as read below
+        session.info.setdefault(_CAUGHT_UP, set()).add(rule)
+        rows = session.execute(
+            select(Post.external_id, Post.title, Post.body, Post.published_at, Post.fetched_at, IncidentPost.incident_id)
+            .join(IncidentPost, IncidentPost.post_id == Post.id)
+            .join(Incident, Incident.id == IncidentPost.incident_id)
+            .where(Incident.rule == rule, Incident.state != "closed")
+            .order_by(Post.id)
+        ).all()
+        for external_id, title, body, published, fetched, incident_id in rows:
+            when = clock_start(published, fetched)
+            about, sketch = clusterer.describe(self._text(title, body))
+            clusterer.remember(external_id, when, about, incident_id, sketch)
+        self._clusterers[rule] = clusterer
         return clusterer
 
     def _open_incident(self, session: Session, rule: str, seen_at: datetime) -> Incident | None:
