@@ -382,11 +382,16 @@ class Lifecycle:
             .where(Post.id.in_([r.data.get("post") for r in rows if r.data.get("post") is not None]))
         )}
         for r in rows:
-            post = posts.get(r.data.get("post"))
-            if post is None or post.external_id in clusterer.of_post:
-                continue  # ours, or gone
-            about, sketch = clusterer.describe(self._text(post.title, post.body))
-            clusterer.remember(post.external_id, clock_start(post.published_at, post.fetched_at), about, r.incident_id, sketch)
+            p = posts.get(r.data.get("post"))
+            if p is None or p.external_id in clusterer.of_post:
+                continue  # gone, or ours
+            self._index(clusterer, [(p.external_id, p.title, p.body, p.published_at, p.fetched_at, r.incident_id)])
+
+    def _index(self, clusterer: Clusterer, rows) -> None:
+        """Add posts (external id, title, body, published, fetched, incident) to an event index."""
+        for external_id, title, body, published, fetched, incident_id in rows:
+            about, sketch = clusterer.describe(self._text(title, body))
+            clusterer.remember(external_id, clock_start(published, fetched), about, incident_id, sketch)
 
     def _clusterer(self, session: Session, rule: str) -> Clusterer:
         """The rule's event index, rebuilt from the store the first time it is needed."""
@@ -408,10 +413,7 @@ class Lifecycle:
             .where(Incident.rule == rule, Incident.state != "closed")
             .order_by(Post.id)
         ).all()
-        for external_id, title, body, published, fetched, incident_id in rows:
-            when = clock_start(published, fetched)
-            about, sketch = clusterer.describe(self._text(title, body))
-            clusterer.remember(external_id, when, about, incident_id, sketch)
+        self._index(clusterer, rows)
         self._clusterers[rule] = clusterer
         return clusterer
 

@@ -74,11 +74,11 @@ def preload_links(session: Session, post_ids: list[int]) -> None:
     known = session.info.setdefault(_KNOWN, {})
     for post_id in post_ids:
         known.setdefault(post_id, set())
-    for i in range(0, len(post_ids), 1000):
-        for incident_id, post_id in session.execute(
-            select(IncidentPost.incident_id, IncidentPost.post_id).where(IncidentPost.post_id.in_(post_ids[i:i + 1000]))
-        ):
-            known[post_id].add(incident_id)
+    # one IN list, bounded like the batch's others (Pipeline.process_pending's batch)
+    for incident_id, post_id in session.execute(
+        select(IncidentPost.incident_id, IncidentPost.post_id).where(IncidentPost.post_id.in_(post_ids))
+    ):
+        known[post_id].add(incident_id)
 
 
 def write_links(session: Session) -> None:
